@@ -1,0 +1,1 @@
+"""Pure definitions shared by jobs and training: tables, schemas, reason codes, rules."""

@@ -1,0 +1,1 @@
+"""Spark jobs: one module per table it builds (parse args, read, transform, write)."""

@@ -1,0 +1,166 @@
+"""The one I/O layer: table paths under the lake root, partition overwrites, day-range reads.
+
+Every write goes through `Lake.write_partition` / `Lake.overwrite_table`, which
+- write exactly the declared columns of the table (a drifted transform fails here),
+- refuse rows outside the partition being replaced (Sail's replaceWhere does not check:
+  measured, it let another day's rows land and doubled a partition), in the same pass as
+  the write, so a refused write commits nothing,
+- create the table with its schema first (Sail cannot replaceWhere into a missing table),
+- retry commit conflicts of parallel writers with bounded back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from features.tables import PARTITION_COLUMN, TableSpec
+from jobs.engine import table_format
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LAKE = "./lake"
+_CONFLICT_MARKERS = ("Failed to commit transaction", "ConcurrentAppend", "ConcurrentModification",
+                     "ProtocolChanged", "MetadataChanged", "version already exists")
+
+
+def lake_root(flag: str | None = None) -> Path:
+    """The lake root: `--lake` flag, else `LAKE_ROOT`, else ./lake."""
+    return Path(flag or os.environ.get("LAKE_ROOT") or DEFAULT_LAKE).expanduser().resolve()
+
+
+def resolve_under(root: Path, relative: str) -> Path:
+    """`root/relative`, refusing absolute paths and anything that escapes the root."""
+    if not relative or Path(relative).is_absolute():
+        raise ValueError(f"table path must be relative to the lake root, got {relative!r}")
+    path = (root / relative).resolve()
+    if path != root and root not in path.parents:
+        raise ValueError(f"table path {relative!r} escapes the lake root {root}")
+    return path
+
+
+def is_conflict(error: Exception) -> bool:
+    """True for a Delta commit conflict between concurrent writers (safe to retry)."""
+    text = str(error)
+    return any(marker in text for marker in _CONFLICT_MARKERS)
+
+
+def with_commit_retries(write: Callable[[], None], what: str, attempts: int = 6) -> None:
+    """Run `write`, retrying commit conflicts with exponential back-off and jitter."""
+    for attempt in range(1, attempts + 1):
+        try:
+            write()
+            return
+        except Exception as error:  # engines raise their own exception types
+            if attempt == attempts or not is_conflict(error):
+                raise
+            delay = 0.2 * 2 ** (attempt - 1) * (1 + random.random())
+            log.warning("commit conflict on %s (attempt %d/%d), retrying in %.1fs",
+                        what, attempt, attempts, delay)
+            time.sleep(delay)
+
+
+def guard_partition(column: Column, day: str) -> Column:
+    """`column` unchanged when it equals `day`; otherwise the query fails (nothing commits)."""
+    found = F.coalesce(column.cast("string"), F.lit("NULL"))
+    message = F.concat(F.lit(f"refusing row outside partition {PARTITION_COLUMN}={day}: "
+                             f"{PARTITION_COLUMN}="), found)
+    return F.when(column == F.lit(day), column).otherwise(F.raise_error(message))
+
+
+class Lake:
+    """Tables of one lake root, read and written through one Spark session."""
+
+    def __init__(self, root: Path | str, spark: SparkSession, fmt: str | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.spark = spark
+        self.format = fmt or table_format(spark)
+
+    def path(self, spec: TableSpec | str) -> Path:
+        return resolve_under(self.root, spec if isinstance(spec, str) else spec.name)
+
+    def exists(self, spec: TableSpec) -> bool:
+        path = self.path(spec)
+        return (path / "_delta_log").is_dir() if self.format == "delta" else path.is_dir()
+
+    def create(self, spec: TableSpec) -> None:
+        """Create the table empty with its declared schema, once."""
+        if self.exists(spec):
+            return
+        empty = self.spark.createDataFrame([], spec.schema)
+        writer = empty.write.format(self.format).mode("ignore")
+        if spec.partitioned:
+            writer = writer.partitionBy(PARTITION_COLUMN)
+        try:
+            writer.save(str(self.path(spec)))
+        except Exception:
+            if not self.exists(spec):  # a concurrent creator may have won the race
+                raise
+
+    def _conform(self, df: DataFrame, spec: TableSpec) -> DataFrame:
+        missing = [c for c in spec.columns if c not in df.columns]
+        extra = [c for c in df.columns if c not in spec.columns]
+        if missing or extra:
+            raise ValueError(f"{spec.name}: output columns differ from the declared schema "
+                             f"(missing {missing}, unexpected {extra})")
+        return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema])
+
+    def write_partition(self, df: DataFrame, spec: TableSpec, day: str) -> None:
+        """Replace partition `dt = day` of `spec` with `df`; fail if a row belongs elsewhere."""
+        if not spec.partitioned:
+            raise ValueError(f"{spec.name} is not partitioned by {PARTITION_COLUMN}")
+        self.create(spec)
+        out = self._conform(df, spec)
+        out = out.withColumn(PARTITION_COLUMN, guard_partition(F.col(PARTITION_COLUMN), day))
+        writer = out.write.format(self.format).mode("overwrite").partitionBy(PARTITION_COLUMN)
+        if self.format == "delta":
+            writer = writer.option("replaceWhere", f"{PARTITION_COLUMN} = '{day}'")
+        else:  # Parquet (parity tests): dynamic overwrite touches only the written partition
+            writer = writer.option("partitionOverwriteMode", "dynamic")
+        with_commit_retries(lambda: writer.save(str(self.path(spec))), f"{spec.name}/{day}")
+        log.info("wrote %s %s=%s", spec.name, PARTITION_COLUMN, day)
+
+    def overwrite_table(self, df: DataFrame, spec: TableSpec) -> None:
+        """Replace the whole table atomically (one commit)."""
+        out = self._conform(df, spec)
+        writer = out.write.format(self.format).mode("overwrite")
+        if spec.partitioned:
+            writer = writer.partitionBy(PARTITION_COLUMN)
+        with_commit_retries(lambda: writer.save(str(self.path(spec))), spec.name)
+
+    def read(self, spec: TableSpec) -> DataFrame:
+        """The whole table with its declared columns; a missing table is a clear error."""
+        if not self.exists(spec):
+            raise FileNotFoundError(f"table {spec.name!r} does not exist at {self.path(spec)}")
+        reader = self.spark.read.format(self.format)
+        if self.format != "delta":
+            reader = reader.schema(spec.schema)
+        return reader.load(str(self.path(spec))).select(*spec.columns)
+
+    def read_days(self, spec: TableSpec, start: str, end: str) -> DataFrame:
+        """Rows of partitions start <= dt <= end (ISO days compare as strings)."""
+        return self.read(spec).where(F.col(PARTITION_COLUMN).between(start, end))
+
+    def days(self, spec: TableSpec) -> set[str]:
+        """The partitions that hold data, read from table metadata (no data scan for Delta)."""
+        if not self.exists(spec):
+            return set()
+        path = self.path(spec)
+        if self.format == "delta":
+            from deltalake import DeltaTable
+
+            return {p[PARTITION_COLUMN] for p in DeltaTable(str(path)).partitions()}
+        prefix = f"{PARTITION_COLUMN}="
+        return {p.name[len(prefix):] for p in path.glob(f"{prefix}*")
+                if any(p.glob("*.parquet"))}
+
+    def missing_days(self, spec: TableSpec, days: Iterable[str]) -> list[str]:
+        present = self.days(spec)
+        return sorted(d for d in days if d not in present)

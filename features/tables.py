@@ -28,6 +28,7 @@ def _schema(*fields: tuple[str, T.DataType]) -> T.StructType:
 
 
 S, L, D, TS = T.StringType(), T.LongType(), T.DoubleType(), T.TimestampType()
+INT, B = T.IntegerType(), T.BooleanType()
 
 USERS = TableSpec(
     "users",
@@ -68,4 +69,81 @@ QUARANTINE = TableSpec(
     _schema(("source", S), ("reason", S), ("payload", S), ("dt", S)),
 )
 
-ALL_TABLES = (USERS, ANCHORS, LIVE_SCHEDULE, RAW_WATCH_SESSIONS, QUARANTINE)
+CATEGORY_SECONDS = T.MapType(S, D)
+ID_LIST = T.ArrayType(L)
+
+# Daily partial aggregates: profiles sum these over their window, so each raw day is read once.
+DAILY_USER_STATS = TableSpec(
+    "daily_user_stats",
+    "one row per (user_id, dt) for every user with a session that day",
+    _schema(
+        ("user_id", L), ("sessions", L), ("watch_seconds", D), ("bounces", L),
+        ("long_watches", L), ("gift_value", D), ("gift_sessions", L),
+        ("category_seconds", CATEGORY_SECONDS), ("dt", S),
+    ),
+)
+
+DAILY_ANCHOR_STATS = TableSpec(
+    "daily_anchor_stats",
+    "one row per (anchor_id, dt) for every anchor live or watched that day",
+    _schema(
+        ("anchor_id", L), ("is_live", B), ("sessions", L), ("watch_seconds", D),
+        ("bounces", L), ("long_watches", L), ("gift_value", D), ("gift_sessions", L),
+        ("dt", S),
+    ),
+)
+
+DAILY_USER_ANCHOR = TableSpec(
+    "daily_user_anchor",
+    "one row per (user_id, anchor_id, dt) pair that had a session that day",
+    _schema(
+        ("user_id", L), ("anchor_id", L), ("sessions", L), ("watch_seconds", D),
+        ("gift_value", D), ("last_start_time", TS), ("dt", S),
+    ),
+)
+
+_WINDOW_FIELDS = (
+    ("window_days", INT), ("window_days_present", INT), ("has_history", B),
+    ("source_min_dt", S), ("source_max_dt", S),
+)
+
+USER_PROFILES = TableSpec(
+    "user_profiles",
+    "one row per user known as of dt, built from days dt-N .. dt-1 only",
+    _schema(
+        ("user_id", L), ("gender", S), ("age_bucket", S), ("city", S), ("device", S),
+        ("tenure_days", INT), *_WINDOW_FIELDS,
+        ("sessions", L), ("watch_seconds", D), ("active_days", INT), ("distinct_anchors", L),
+        ("bounces", L), ("long_watches", L), ("gift_value", D), ("gift_sessions", L),
+        ("bounce_rate", D), ("avg_watch_seconds", D), ("category_shares", CATEGORY_SECONDS),
+        ("last_anchors", ID_LIST), ("days_since_last_active", INT), ("dt", S),
+    ),
+)
+
+ANCHOR_PROFILES = TableSpec(
+    "anchor_profiles",
+    "one row per anchor known as of dt, built from days dt-N .. dt-1 only",
+    _schema(
+        ("anchor_id", L), ("category", S), ("gender", S), ("city", S),
+        ("days_since_debut", INT), *_WINDOW_FIELDS,
+        ("sessions", L), ("watch_seconds", D), ("live_days", INT), ("active_days", INT),
+        ("distinct_viewers", L), ("bounces", L), ("long_watches", L), ("gift_value", D),
+        ("gift_sessions", L), ("distinct_gifters", L), ("bounce_rate", D),
+        ("avg_watch_seconds", D), ("days_since_last_live", INT), ("dt", S),
+    ),
+)
+
+LABELS = TableSpec(
+    "labels",
+    "one row per (user_id, anchor_id) watched on dt whose total watch time is a clear "
+    "positive (>= positive threshold) or negative (<= negative threshold)",
+    _schema(
+        ("user_id", L), ("anchor_id", L), ("label", INT), ("watch_seconds", D), ("sessions", L),
+        ("gift_value", D), ("is_new_user", B), ("is_new_anchor", B), ("dt", S),
+    ),
+)
+
+ALL_TABLES = (
+    USERS, ANCHORS, LIVE_SCHEDULE, RAW_WATCH_SESSIONS, QUARANTINE, DAILY_USER_STATS,
+    DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR, USER_PROFILES, ANCHOR_PROFILES, LABELS,
+)

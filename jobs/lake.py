@@ -90,11 +90,18 @@ class Lake:
         path = self.path(spec)
         return (path / "_delta_log").is_dir() if self.format == "delta" else path.is_dir()
 
-    def create(self, spec: TableSpec) -> None:
-        """Create the table empty with its declared schema, once."""
+    def create(self, spec: TableSpec, template: DataFrame | None = None) -> None:
+        """Create the table empty, once, with the declared schema.
+
+        Given the conformed DataFrame about to be written, the table takes that frame's own
+        schema: Sail names nested Arrow fields (list items, map entries) differently for a
+        schema built in Python and for a computed column, and then refuses to replace a
+        partition of one with the other (measured).
+        """
         if self.exists(spec):
             return
-        empty = self.spark.createDataFrame([], spec.schema)
+        empty = template.limit(0) if template is not None else self.spark.createDataFrame(
+            [], spec.schema)
         writer = empty.write.format(self.format).mode("ignore")
         if spec.partitioned:
             writer = writer.partitionBy(PARTITION_COLUMN)
@@ -116,8 +123,8 @@ class Lake:
         """Replace partition `dt = day` of `spec` with `df`; fail if a row belongs elsewhere."""
         if not spec.partitioned:
             raise ValueError(f"{spec.name} is not partitioned by {PARTITION_COLUMN}")
-        self.create(spec)
         out = self._conform(df, spec)
+        self.create(spec, out)
         out = out.withColumn(PARTITION_COLUMN, guard_partition(F.col(PARTITION_COLUMN), day))
         writer = out.write.format(self.format).mode("overwrite").partitionBy(PARTITION_COLUMN)
         if self.format == "delta":

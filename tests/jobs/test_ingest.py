@@ -13,7 +13,8 @@ from jobs import ingest
 from tests.conftest import run_on_jvm
 
 DAY = "2026-03-02"
-GOOD = '{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T08:00:00Z", "watch_seconds": 45.0}'
+GOOD = ('{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T08:00:00Z", '
+        '"watch_seconds": 45.0}')
 # Each bad line breaks exactly one rule; the expected reason is the key.
 BAD = {
     "unparsable": ['{"user_id": 1, "anchor', "not json at all", "[1, 2]"],

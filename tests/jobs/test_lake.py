@@ -12,17 +12,19 @@ SPEC = TableSpec("t", "test rows", T.StructType([
     T.StructField("x", T.LongType()), T.StructField("dt", T.StringType())]))
 
 
+def _write(lake: Lake, rows: list[tuple], day: str) -> None:
+    lake.write_partition(lake.spark.createDataFrame(rows, SPEC.schema), SPEC, day)
+
+
 def _rows(lake: Lake) -> list[tuple]:
     return sorted(tuple(r) for r in lake.read(SPEC).collect())
 
 
 def test_rewrite_replaces_the_day_and_leaves_other_days(lake):
-    spark = lake.spark
-    lake.write_partition(spark.createDataFrame([(1, "2026-01-01"), (2, "2026-01-01")], SPEC.schema),
-                         SPEC, "2026-01-01")
-    lake.write_partition(spark.createDataFrame([(3, "2026-01-02")], SPEC.schema), SPEC, "2026-01-02")
-    lake.write_partition(spark.createDataFrame([(4, "2026-01-01")], SPEC.schema), SPEC, "2026-01-01")
-    lake.write_partition(spark.createDataFrame([(4, "2026-01-01")], SPEC.schema), SPEC, "2026-01-01")
+    _write(lake, [(1, "2026-01-01"), (2, "2026-01-01")], "2026-01-01")
+    _write(lake, [(3, "2026-01-02")], "2026-01-02")
+    _write(lake, [(4, "2026-01-01")], "2026-01-01")
+    _write(lake, [(4, "2026-01-01")], "2026-01-01")
     assert _rows(lake) == [(3, "2026-01-02"), (4, "2026-01-01")]
     assert lake.days(SPEC) == {"2026-01-01", "2026-01-02"}
     assert lake.read_days(SPEC, "2026-01-02", "2026-01-05").count() == 1
@@ -30,7 +32,7 @@ def test_rewrite_replaces_the_day_and_leaves_other_days(lake):
 
 def test_rows_outside_the_day_are_refused_and_nothing_is_written(lake):
     spark = lake.spark
-    lake.write_partition(spark.createDataFrame([(1, "2026-01-01")], SPEC.schema), SPEC, "2026-01-01")
+    _write(lake, [(1, "2026-01-01")], "2026-01-01")
     stray = spark.createDataFrame([(2, "2026-01-01"), (3, "2026-01-02"), (5, None)], SPEC.schema)
     with pytest.raises(Exception, match="refusing row outside partition dt=2026-01-01"):
         lake.write_partition(stray, SPEC, "2026-01-01")
@@ -38,9 +40,8 @@ def test_rows_outside_the_day_are_refused_and_nothing_is_written(lake):
 
 
 def test_empty_write_empties_the_day(lake):
-    spark = lake.spark
-    lake.write_partition(spark.createDataFrame([(1, "2026-01-01")], SPEC.schema), SPEC, "2026-01-01")
-    lake.write_partition(spark.createDataFrame([], SPEC.schema), SPEC, "2026-01-01")
+    _write(lake, [(1, "2026-01-01")], "2026-01-01")
+    _write(lake, [], "2026-01-01")
     assert _rows(lake) == []
     assert lake.missing_days(SPEC, ["2026-01-01"]) == ["2026-01-01"]
 

@@ -1,0 +1,81 @@
+"""Labels of day D: per (user, anchor) watched on D, positive for a long total watch,
+negative for a bounce, dropped in between (ambiguous intent)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from features.rules import LabelRule
+from features.tables import ANCHORS, LABELS, RAW_WATCH_SESSIONS, USERS
+from jobs.cli import iso_day, job_parser, setup_logging
+from jobs.engine import spark_session
+from jobs.lake import Lake, lake_root
+
+
+def build_labels(
+    sessions: DataFrame, users: DataFrame, anchors: DataFrame, day: str, rule: LabelRule
+) -> DataFrame:
+    """One row per (user_id, anchor_id) of `day` with a clear label.
+
+    Args:
+      sessions: raw_watch_sessions rows of `day`.
+      users / anchors: the dimension tables (dt = first appearance), to flag new entities.
+    Returns:
+      label 1 when the pair's total watch on `day` >= rule.positive_seconds, 0 when <=
+      rule.negative_seconds; watch_seconds (a weight input), sessions, gift_value, and
+      is_new_user / is_new_anchor (first appeared on `day`).
+    """
+    pairs = sessions.groupBy("user_id", "anchor_id").agg(
+        F.sum("watch_seconds").alias("watch_seconds"),
+        F.count(F.lit(1)).alias("sessions"),
+        F.sum("gift_value").alias("gift_value"),
+    )
+    label = (F.when(F.col("watch_seconds") >= rule.positive_seconds, 1)
+             .when(F.col("watch_seconds") <= rule.negative_seconds, 0))
+    new_users = users.groupBy("user_id").agg((F.min("dt") == day).alias("is_new_user"))
+    new_anchors = anchors.groupBy("anchor_id").agg((F.min("dt") == day).alias("is_new_anchor"))
+    return (pairs.withColumn("label", label).where(F.col("label").isNotNull())
+            .join(new_users, "user_id", "left").join(new_anchors, "anchor_id", "left")
+            .fillna({"is_new_user": False, "is_new_anchor": False})
+            .withColumn("dt", F.lit(day)))
+
+
+def run(lake: Lake, day: str, rule: LabelRule | None = None) -> None:
+    if lake.missing_days(RAW_WATCH_SESSIONS, [day]):
+        raise FileNotFoundError(f"labels {day}: raw_watch_sessions has no partition {day}; "
+                                f"run jobs.ingest first")
+    sessions = lake.read_days(RAW_WATCH_SESSIONS, day, day)
+    users = lake.read(USERS).where(F.col("dt") <= day)
+    anchors = lake.read(ANCHORS).where(F.col("dt") <= day)
+    lake.write_partition(build_labels(sessions, users, anchors, day, rule or LabelRule()),
+                         LABELS, day)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = job_parser("Build the labels of one day from its watch sessions.")
+    parser.add_argument("--date", required=True, type=iso_day, help="label day, YYYY-MM-DD")
+    parser.add_argument("--positive-seconds", type=float, default=LabelRule.positive_seconds,
+                        help="total watch >= this is a positive (default %(default)s)")
+    parser.add_argument("--negative-seconds", type=float, default=LabelRule.negative_seconds,
+                        help="total watch <= this is a negative (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        rule = LabelRule(args.positive_seconds, args.negative_seconds)
+    except ValueError as error:
+        parser.error(str(error))
+    setup_logging(args.log_level)
+    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
+    try:
+        run(lake, args.date, rule)
+    except FileNotFoundError as error:
+        print(f"labels: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

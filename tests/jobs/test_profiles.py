@@ -1,0 +1,131 @@
+"""Profiles: leakage-free by construction, exact against a direct recomputation, cold rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features.tables import ANCHOR_PROFILES, RAW_WATCH_SESSIONS, USER_PROFILES
+from jobs import daily_stats, leakage_audit, profiles
+from tests.jobs import tiny_lake
+from tests.jobs.tiny_lake import DAYS, NEW_ANCHOR, NEW_USER
+
+D = DAYS[6]  # profile / label day; window N = 3 reads DAYS[3..5]
+N = 3
+
+
+def _build(lake, days=DAYS, day=D, window=N, **kwargs):
+    for d in days:
+        daily_stats.run(lake, d)
+    profiles.run(lake, day, window, last_k=3, **kwargs)
+
+
+def _snapshot(lake, day=D) -> dict:
+    def rows(spec, key):
+        frame = lake.read_days(spec, day, day).toPandas()
+        frame["category_shares"] = frame.get("category_shares", pd.Series(dtype=object)).map(
+            lambda m: sorted(dict(m).items()) if m is not None else None)
+        frame["last_anchors"] = frame.get("last_anchors", pd.Series(dtype=object)).map(
+            lambda a: list(a) if a is not None else None)
+        frame = frame.astype(object).where(frame.notna(), None)  # NaN != NaN; None == None
+        return frame.sort_values(key).reset_index(drop=True).to_dict("records")
+
+    return {"users": rows(USER_PROFILES, "user_id"), "anchors": rows(ANCHOR_PROFILES, "anchor_id")}
+
+
+def _mutate(lake, day, seed):
+    """Change a day's sessions: different rows and one extra heavy session of user 1."""
+    rows = tiny_lake.sessions_for(day, seed=1000 + seed)
+    rows.append((7, 1, 101, rows[0][3], 300.0, 9.0, day))
+    tiny_lake.write_sessions(lake, day, rows)
+    daily_stats.run(lake, day)
+    profiles.run(lake, D, N, last_k=3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_profiles_of_d_depend_only_on_the_window(lake, seed):
+    tiny_lake.build(lake, seed)
+    _build(lake)
+    before = _snapshot(lake)
+    assert leakage_audit.audit_day(lake, D)["ok"]
+
+    for day in (D, DAYS[7]):  # the label day and later: no effect
+        _mutate(lake, day, seed)
+    assert _snapshot(lake) == before
+    _mutate(lake, DAYS[2], seed)  # D-N-1, just outside the window: no effect
+    assert _snapshot(lake) == before
+    _mutate(lake, DAYS[5], seed)  # D-1: the profiles change
+    assert _snapshot(lake) != before
+
+
+def _reference_user_stats(lake) -> pd.DataFrame:
+    """Direct recomputation from raw sessions over D-N .. D-1, in pandas."""
+    raw = lake.read_days(RAW_WATCH_SESSIONS, DAYS[3], DAYS[5]).toPandas()
+    raw["bounce"] = raw.watch_seconds <= 2
+    raw["long"] = raw.watch_seconds >= 30
+    return raw.groupby("user_id").agg(
+        sessions=("session_id", "size"), watch_seconds=("watch_seconds", "sum"),
+        active_days=("dt", "nunique"), distinct_anchors=("anchor_id", "nunique"),
+        bounces=("bounce", "sum"), long_watches=("long", "sum"), gift_value=("gift_value", "sum"),
+        source_max_dt=("dt", "max"))
+
+
+def test_incremental_sums_equal_a_direct_recomputation(lake):
+    tiny_lake.build(lake, seed=5)
+    _build(lake)
+    got = lake.read_days(USER_PROFILES, D, D).toPandas().set_index("user_id")
+    expected = _reference_user_stats(lake)
+    warm = got[got.has_history]
+    assert sorted(warm.index) == sorted(expected.index)
+    for column in expected.columns:
+        assert (warm.loc[expected.index, column].tolist() == expected[column].tolist()), column
+    # the latest anchors come first; ties in time are broken by anchor id
+    raw = lake.read_days(RAW_WATCH_SESSIONS, DAYS[3], DAYS[5]).toPandas()
+    for user, group in raw.groupby("user_id"):
+        order = (group.groupby("anchor_id").start_time.max().reset_index()
+                 .sort_values(["start_time", "anchor_id"], ascending=[False, True]))
+        assert list(got.loc[user, "last_anchors"]) == order.anchor_id.tolist()[:3]
+
+
+def test_cold_users_and_anchors_get_flagged_rows(lake):
+    tiny_lake.build(lake, seed=3)
+    # The new user and anchor first appear on DAYS[5]: in the profiles of DAYS[5] they have no
+    # history (their first day is the label day itself), so they must be cold.
+    _build(lake, days=DAYS[:6], day=DAYS[5])
+    users = lake.read_days(USER_PROFILES, DAYS[5], DAYS[5]).toPandas().set_index("user_id")
+    anchors = lake.read_days(ANCHOR_PROFILES, DAYS[5], DAYS[5]).toPandas().set_index("anchor_id")
+    cold_user, cold_anchor = users.loc[NEW_USER], anchors.loc[NEW_ANCHOR]
+    assert not cold_user.has_history and not cold_anchor.has_history
+    assert cold_user.sessions == 0 and cold_user.watch_seconds == 0.0
+    assert list(cold_user.last_anchors) == [] and dict(cold_user.category_shares) == {}
+    assert cold_user.tenure_days == 0 and cold_user.gender == "F"
+    assert cold_anchor.live_days == 0 and cold_anchor.days_since_debut == 0
+    assert pd.isna(cold_user.days_since_last_active)
+    assert users.drop(NEW_USER).has_history.any()
+
+
+def test_missing_window_days_are_named_and_partial_windows_recorded(lake):
+    tiny_lake.build(lake, seed=4)
+    for d in DAYS[:5]:
+        daily_stats.run(lake, d)
+    with pytest.raises(FileNotFoundError, match=f"missing for {DAYS[5]}"):
+        profiles.run(lake, DAYS[6], window=3)  # a gap inside the history: always an error
+    with pytest.raises(FileNotFoundError, match="--allow-partial"):
+        profiles.run(lake, DAYS[1], window=3)  # window starts before the history
+    profiles.run(lake, DAYS[1], window=3, allow_partial=True)
+    rows = lake.read_days(USER_PROFILES, DAYS[1], DAYS[1]).collect()
+    assert {(r.window_days, r.window_days_present) for r in rows} == {(3, 1)}
+    assert leakage_audit.audit_day(lake, DAYS[1])["ok"]
+
+
+def test_audit_catches_a_leaked_row(lake):
+    tiny_lake.build(lake, seed=6)
+    _build(lake)
+    leaked = lake.read_days(USER_PROFILES, D, D).withColumn(
+        "source_max_dt", profiles.F.lit(D))
+    lake.write_partition(leaked, USER_PROFILES, D)
+    report = leakage_audit.audit_day(lake, D)
+    assert not report["ok"]
+    assert report["tables"]["user_profiles"]["rows_reading_day_or_later"] > 0
+    assert report["tables"]["anchor_profiles"]["ok"]
+    assert leakage_audit.main(["--date", D, "--lake", str(lake.root), "--engine", "sail"]) == 1

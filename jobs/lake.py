@@ -134,12 +134,14 @@ class Lake:
         with_commit_retries(lambda: writer.save(str(self.path(spec))), f"{spec.name}/{day}")
         log.info("wrote %s %s=%s", spec.name, PARTITION_COLUMN, day)
 
-    def overwrite_table(self, df: DataFrame, spec: TableSpec) -> None:
-        """Replace the whole table atomically (one commit)."""
+    def overwrite_table(self, df: DataFrame, spec: TableSpec,
+                        partition_by: str | None = None) -> None:
+        """Replace the whole table atomically (one commit), optionally one folder per value
+        of `partition_by` (training shards) instead of the day."""
         out = self._conform(df, spec)
         writer = out.write.format(self.format).mode("overwrite")
-        if spec.partitioned:
-            writer = writer.partitionBy(PARTITION_COLUMN)
+        if partition_by or spec.partitioned:
+            writer = writer.partitionBy(partition_by or PARTITION_COLUMN)
         with_commit_retries(lambda: writer.save(str(self.path(spec))), spec.name)
 
     def read(self, spec: TableSpec) -> DataFrame:

@@ -1,0 +1,181 @@
+"""Training set of one run: M label days joined with the profiles of the same day,
+the last day(s) held out for validation, the rest shuffled globally into shards.
+
+Profiles of dt = D were built from D-N .. D-1, so joining on the same dt cannot leak.
+The shuffle is a deterministic key xxhash64(seed, dt, user_id, anchor_id) kept in the
+rows: shard = key mod S, and rows are numbered by key inside each shard. On Sail a sort
+right before a write is dropped (measured: files stayed in source order, one day after
+another); a row number over the key is not, so every shard file holds the rows in key
+order, and any run of consecutive rows is a random sample of the whole set.
+
+Layout under the lake: training_sets/<run_id>/{train,validation,candidates} tables and
+manifest.json, written last (a run without a manifest is incomplete).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from features.days import add_days, days_between
+from features.examples import (
+    ANCHOR_CATEGORICAL,
+    CANDIDATES,
+    TRAIN_EXAMPLES,
+    USER_CATEGORICAL,
+    VALIDATION_EXAMPLES,
+    anchor_feature_columns,
+    user_feature_columns,
+)
+from features.tables import (
+    ANCHOR_PROFILES,
+    ANCHORS,
+    LABELS,
+    LIVE_SCHEDULE,
+    USER_PROFILES,
+    USERS,
+    TableSpec,
+)
+from jobs.cli import int_in, iso_day, job_parser, setup_logging
+from jobs.engine import spark_session
+from jobs.lake import Lake, lake_root
+
+DEFAULT_SHARDS = 8
+
+
+def examples(labels: DataFrame, users: DataFrame, anchors: DataFrame,
+             categories: Sequence[str]) -> DataFrame:
+    """One row per labelled (user, anchor, dt): the label with both profiles of that dt.
+
+    Inner joins: a label whose user or anchor has no profile that day is a data error the
+    data gate counts (profiles cover every known entity), not a row to invent.
+    """
+    return (labels.join(users.select(*user_feature_columns(categories)), ["user_id", "dt"])
+            .join(anchors.select(*anchor_feature_columns()), ["anchor_id", "dt"]))
+
+
+def shuffle_globally(df: DataFrame, seed: int, shards: int) -> DataFrame:
+    """Add shuffle_key, shard and pos (rank of the key in its shard); see module doc."""
+    key = F.xxhash64(F.lit(seed), "dt", "user_id", "anchor_id")
+    in_shard = Window.partitionBy("shard").orderBy("shuffle_key")
+    return (df.withColumn("shuffle_key", key)
+            .withColumn("shard", F.pmod("shuffle_key", F.lit(shards)).cast("int"))
+            .withColumn("pos", F.row_number().over(in_shard)))
+
+
+def _table_version(lake: Lake, spec: TableSpec) -> int | None:
+    if lake.format != "delta":
+        return None
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(lake.path(spec))).version()
+
+
+def _vocabulary(df: DataFrame, column: str) -> list[str]:
+    return sorted(r[0] for r in df.select(column).distinct().collect() if r[0] is not None)
+
+
+def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days: int = 1,
+        seed: int = 7, shards: int = DEFAULT_SHARDS) -> dict:
+    """Build the training set of `run_id`; returns its manifest."""
+    if not 1 <= holdout_days < days:
+        raise ValueError(f"holdout days must be in [1, {days - 1}], got {holdout_days}")
+    label_days = days_between(add_days(end, -(days - 1)), end)
+    train_days, holdout = label_days[:-holdout_days], label_days[-holdout_days:]
+    missing = {spec.name: lake.missing_days(spec, label_days)
+               for spec in (LABELS, USER_PROFILES, ANCHOR_PROFILES)}
+    if any(missing.values()):
+        raise FileNotFoundError("training set needs every label day and its profiles; missing: "
+                                + "; ".join(f"{t} {', '.join(d)}" for t, d in missing.items() if d))
+    users = lake.read_days(USER_PROFILES, label_days[0], end)
+    anchors = lake.read_days(ANCHOR_PROFILES, label_days[0], end)
+    windows = {r[0] for r in users.select("window_days").distinct().collect()}
+    if windows != {window}:
+        raise ValueError(f"profiles of {label_days[0]}..{end} were built with windows "
+                         f"{sorted(windows)}, not the requested {window}: rebuild them")
+    categories = _vocabulary(lake.read(ANCHORS), "category")
+    rows = examples(lake.read_days(LABELS, label_days[0], end), users, anchors, categories)
+
+    base = f"training_sets/{run_id}"
+    train_spec = replace(TRAIN_EXAMPLES, name=f"{base}/train")
+    train = rows.where(F.col("dt").isin(train_days))
+    lake.overwrite_table(shuffle_globally(train, seed, shards), train_spec, partition_by="shard")
+    validation_spec = replace(VALIDATION_EXAMPLES, name=f"{base}/validation")
+    lake.overwrite_table(rows.where(F.col("dt").isin(holdout)).orderBy("dt", "user_id",
+                                                                        "anchor_id"),
+                         validation_spec)
+    live = lake.read_days(LIVE_SCHEDULE, holdout[0], holdout[-1])
+    candidates_spec = replace(CANDIDATES, name=f"{base}/candidates")
+    lake.overwrite_table(anchors.join(live, ["anchor_id", "dt"])
+                         .select(*anchor_feature_columns()), candidates_spec)
+
+    def count(spec: TableSpec) -> dict:
+        out = lake.read(spec).groupBy().agg(F.count(F.lit(1)).alias("rows"),
+                                            F.avg("label").alias("positive_rate")).collect()[0]
+        return {"rows": out["rows"], "positive_rate": out["positive_rate"]}
+
+    manifest = {
+        "run_id": run_id, "end": end, "days": days, "window": window, "seed": seed,
+        "shards": shards, "train_days": train_days, "holdout_days": holdout,
+        "tables": {"train": train_spec.name, "validation": validation_spec.name,
+                   "candidates": candidates_spec.name},
+        "format": lake.format,
+        "counts": {"train": count(train_spec), "validation": count(validation_spec),
+                   "candidates": lake.read(candidates_spec).count()},
+        "source_versions": {spec.name: _table_version(lake, spec)
+                            for spec in (LABELS, USER_PROFILES, ANCHOR_PROFILES, ANCHORS,
+                                         USERS, LIVE_SCHEDULE)},
+        "vocabularies": {
+            "category": categories,
+            **{f"user_{c}": _vocabulary(lake.read(USERS), c) for c in USER_CATEGORICAL},
+            **{f"anchor_{c}": _vocabulary(lake.read(ANCHORS), c) for c in ANCHOR_CATEGORICAL},
+        },
+    }
+    path = lake.path(base) / "manifest.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, path)  # readers see a run only once its manifest exists
+    return manifest
+
+
+def load_manifest(lake_dir: Path | str, run_id: str) -> dict:
+    """The manifest of a complete training set run; a clear error when it is missing."""
+    path = Path(lake_dir) / "training_sets" / run_id / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"training set {run_id!r} is missing or incomplete: no {path}")
+    return json.loads(path.read_text())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = job_parser("Assemble a globally shuffled training set from M label days.")
+    parser.add_argument("--end", required=True, type=iso_day, help="last label day D")
+    parser.add_argument("--days", type=int_in(2, 365), required=True, help="M label days")
+    parser.add_argument("--window", type=int_in(1, 365), required=True,
+                        help="N: the profile window the profiles must have been built with")
+    parser.add_argument("--run-id", help="name of the run (default: end-D_M-m_N-n)")
+    parser.add_argument("--holdout-days", type=int_in(1, 364), default=1)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--shards", type=int_in(1, 4096), default=DEFAULT_SHARDS)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    run_id = args.run_id or f"end-{args.end}_M-{args.days}_N-{args.window}"
+    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
+    try:
+        manifest = run(lake, args.end, args.days, args.window, run_id, args.holdout_days,
+                       args.seed, args.shards)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"training_set: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: manifest[k] for k in ("run_id", "counts", "tables")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

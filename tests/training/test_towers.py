@@ -1,0 +1,263 @@
+"""Towers: unit-norm output, preference input dropout, OOV ids, gradients, export."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training.losses import CombinedLoss, InBatchSoftmaxLoss
+from training.towers import (
+    CategoricalFeature,
+    NumericEncoder,
+    NumericFeature,
+    SequenceEncoder,
+    SequenceFeature,
+    Tower,
+    TowerSpec,
+    TwoTowerModel,
+)
+
+SEEDS = [0, 1, 2]
+USER = TowerSpec((
+    NumericFeature("user_age"),
+    CategoricalFeature("user_city", vocab_size=20, embedding_dim=4),
+    NumericFeature("user_watch_seconds", group="preference", log1p=True),
+    SequenceFeature("user_last_anchors", vocab_size=50, embedding_dim=8),
+))
+ANCHOR = TowerSpec((
+    CategoricalFeature("anchor_category", vocab_size=6, embedding_dim=3),
+    NumericFeature("anchor_fans", group="preference", width=2, log1p=True),
+))
+
+
+def user_features(rng: np.random.Generator, b: int) -> dict[str, tf.Tensor]:
+    return {
+        "user_age": tf.constant(rng.normal(size=b), tf.float32),
+        "user_city": tf.constant(rng.integers(0, 20, b), tf.int64),
+        "user_watch_seconds": tf.constant(rng.uniform(1, 1000, b), tf.float32),
+        "user_last_anchors": tf.constant(rng.integers(1, 50, (b, 5)), tf.int64),
+    }
+
+
+def anchor_features(rng: np.random.Generator, b: int) -> dict[str, tf.Tensor]:
+    return {
+        "anchor_category": tf.constant(rng.integers(0, 6, b), tf.int64),
+        "anchor_fans": tf.constant(rng.uniform(1, 1e5, (b, 2)), tf.float32),
+    }
+
+
+def zeroed_preference(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    # log1p(0) = 0 and an all-padding sequence pools to 0: the preference group encodes to zeros.
+    b = features["user_age"].shape[0]
+    return {**features, "user_watch_seconds": tf.zeros([b]),
+            "user_last_anchors": tf.zeros([b, 5], tf.int64)}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_rows_have_unit_norm(seed):
+    rng = np.random.default_rng(seed)
+    tf.random.set_seed(seed)
+    model = TwoTowerModel(USER, ANCHOR, output_dim=8, hidden_units=(16,), user_dropout_rate=0.5,
+                          anchor_dropout_rate=0.5)
+    features = {**user_features(rng, 12), **anchor_features(rng, 12)}
+    for training in (True, False):
+        for emb in model(features, training=training):
+            assert emb.shape == (12, 8)
+            np.testing.assert_allclose(tf.norm(emb, axis=1), np.ones(12), rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_full_dropout_equals_zeroed_preference(seed):
+    rng = np.random.default_rng(seed)
+    tower = Tower(USER, output_dim=8, hidden_units=(16, 8), preference_dropout_rate=1.0)
+    features = user_features(rng, 10)
+    dropped = tower(features, training=True)
+    np.testing.assert_allclose(dropped, tower(zeroed_preference(features)), atol=1e-6)
+    np.testing.assert_allclose(
+        dropped, tower(features, training=False, preference_mask=tf.zeros([10])), atol=1e-6)
+    # Training output no longer depends on the preference values at all.
+    other = {**user_features(rng, 10), "user_age": features["user_age"],
+             "user_city": features["user_city"]}
+    np.testing.assert_allclose(dropped, tower(other, training=True), atol=1e-6)
+
+
+def test_inference_never_drops():
+    rng = np.random.default_rng(0)
+    tower = Tower(USER, output_dim=8, hidden_units=(16,), preference_dropout_rate=1.0)
+    features = user_features(rng, 10)
+    kept = tower(features, training=False)
+    np.testing.assert_array_equal(kept, tower(features, training=False))
+    np.testing.assert_array_equal(kept, tower(features))  # training=None is inference
+    np.testing.assert_array_equal(kept, tf.function(lambda f: tower(f, training=False))(features))
+    dropped = tower(zeroed_preference(features))
+    assert np.all(np.abs(np.asarray(kept) - np.asarray(dropped)).max(axis=1) > 1e-4)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_half_dropout_drops_about_half_the_examples(seed):
+    rng = np.random.default_rng(seed)
+    tf.random.set_seed(seed)
+    n = 4000
+    tower = Tower(USER, output_dim=8, hidden_units=(16,), preference_dropout_rate=0.5)
+    features = user_features(rng, n)
+    kept = np.asarray(tower(features, training=False))
+    dropped = np.asarray(tower(zeroed_preference(features), training=False))
+    step = tf.function(lambda f: tower(f, training=True))
+    fractions, masks = [], []
+    for _ in range(2):
+        out = np.asarray(step(features))
+        is_dropped = np.abs(out - dropped).max(axis=1) < 1e-5
+        is_kept = np.abs(out - kept).max(axis=1) < 1e-5
+        # Each example keeps or loses its whole preference group, nothing in between.
+        assert np.all(is_dropped ^ is_kept)
+        fractions.append(is_dropped.mean())
+        masks.append(is_dropped)
+    # Binomial(4000, 0.5): standard deviation of the fraction 0.008, so 0.04 is 5 sigma.
+    assert all(abs(f - 0.5) < 0.04 for f in fractions), fractions
+    assert not np.array_equal(*masks)  # a fresh draw on each step of the tf.function
+
+
+def test_out_of_vocabulary_ids_share_one_bucket():
+    tower = Tower(USER, output_dim=8, hidden_units=(16,))
+    b = 4
+    base = user_features(np.random.default_rng(0), 1)
+    features = {name: tf.repeat(value, b, axis=0) for name, value in base.items()}
+    features["user_city"] = tf.constant([-1, 20, 21, 10**12], tf.int64)
+    features["user_last_anchors"] = tf.constant(
+        [[-3, 0, 0, 0, 0], [50, 0, 0, 0, 0], [999, 0, 0, 0, 0], [10**12, 0, 0, 0, 0]], tf.int64)
+    out = np.asarray(tower(features))
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, np.repeat(out[:1], b, axis=0), atol=1e-6)
+
+
+def test_sequence_mean_pool_skips_padding():
+    encoder = SequenceEncoder(SequenceFeature("seq", vocab_size=10, embedding_dim=3))
+    table = np.asarray(encoder.embedding.embeddings)  # row 10 is the OOV bucket
+    ids = np.array([[3, 0, 5, 0], [0, 0, 0, 0], [7, 7, 12, 0], [0, 2, 0, 0]], np.int64)
+    want = np.stack([
+        (table[3] + table[5]) / 2,
+        np.zeros(3),
+        (2 * table[7] + table[10]) / 3,
+        table[2],
+    ])
+    np.testing.assert_allclose(encoder(ids), want, rtol=1e-6)
+
+
+def test_numeric_encoder():
+    log_counts = NumericEncoder(NumericFeature("n", log1p=True))
+    np.testing.assert_allclose(log_counts(np.array([0.0, 1.0, 99.0, -5.0], np.float32)),
+                               [[0.0], [np.log(2)], [np.log(100)], [0.0]], rtol=1e-6)
+    wide = NumericEncoder(NumericFeature("w", width=2))
+    assert wide(np.ones((3, 2), np.float32)).shape == (3, 2)
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="unique"):
+        TowerSpec((NumericFeature("x"), NumericFeature("x")))
+    with pytest.raises(ValueError, match="group"):
+        NumericFeature("x", group="behaviour")
+    with pytest.raises(ValueError):
+        TowerSpec(())
+    with pytest.raises(KeyError, match="user_city"):
+        Tower(USER)({"user_age": tf.zeros([2])})
+
+
+def test_gradients_reach_every_variable():
+    rng = np.random.default_rng(0)
+    b = 16
+    model = TwoTowerModel(USER, ANCHOR, output_dim=8, hidden_units=(16, 8),
+                          user_dropout_rate=0.3, anchor_dropout_rate=0.3)
+    loss_fn = CombinedLoss(1.0, 0.5, 0.5, softmax=InBatchSoftmaxLoss(3, margin=0.1, t=1.5))
+    features = {**user_features(rng, b), **anchor_features(rng, b)}
+    labels = tf.constant(rng.integers(0, 2, b), tf.float32)
+    variables = model.trainable_variables + loss_fn.trainable_variables
+    with tf.GradientTape() as tape:
+        user_emb, anchor_emb = model(features, training=True)
+        loss, _ = loss_fn(user_emb, anchor_emb, labels)
+    grads = tape.gradient(loss, variables)
+    assert len(variables) == 3 + 2 * 3 * 2 + 1  # embeddings, 3 dense per tower, pointwise bias
+    for variable, grad in zip(variables, grads, strict=True):
+        assert grad is not None, variable.path
+        values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+        assert np.all(np.isfinite(values)), variable.path
+
+
+def test_towers_are_separate_models():
+    model = TwoTowerModel(USER, ANCHOR, output_dim=8, hidden_units=(16,))
+    user_vars = {id(v) for v in model.user_tower.trainable_variables}
+    anchor_vars = {id(v) for v in model.anchor_tower.trainable_variables}
+    assert user_vars and anchor_vars and not user_vars & anchor_vars
+    # Variables exist from construction (under strategy.scope()), not from a first call.
+    assert len(model.trainable_variables) == len(user_vars) + len(anchor_vars)
+    rng = np.random.default_rng(0)
+    features = {**user_features(rng, 3), **anchor_features(rng, 3)}
+    user_emb, anchor_emb = model(features)
+    np.testing.assert_allclose(user_emb, model.user_tower(user_features(
+        np.random.default_rng(0), 3)), atol=1e-6)
+    assert anchor_emb.shape == (3, 8)
+
+
+def test_a_tower_exports_as_its_own_saved_model(tmp_path):
+    tower = Tower(ANCHOR, output_dim=8, hidden_units=(16,), preference_dropout_rate=0.5)
+    module = tf.Module()
+    module.tower = tower
+    module.serve = tf.function(lambda features: tower(features, training=False),
+                               input_signature=[tower.input_signature()])
+    tf.saved_model.save(module, str(tmp_path / "anchor_tower"))
+    loaded = tf.saved_model.load(str(tmp_path / "anchor_tower"))
+    features = anchor_features(np.random.default_rng(0), 5)
+    np.testing.assert_allclose(loaded.serve(features), tower(features), atol=1e-6)
+
+
+def test_training_step_under_tf_distribute():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = TwoTowerModel(USER, ANCHOR, output_dim=8, hidden_units=(16,),
+                              user_dropout_rate=0.5, anchor_dropout_rate=0.5)
+        loss_fn = CombinedLoss(1.0, 0.5, 0.5)
+        optimizer = keras.optimizers.SGD(0.1)
+    variables = model.trainable_variables + loss_fn.trainable_variables
+    rng = np.random.default_rng(0)
+    b = 8
+    batch = {**user_features(rng, b), **anchor_features(rng, b),
+             "label": tf.constant(rng.integers(0, 2, b), tf.float32)}
+
+    @tf.function
+    def train_step(batch):
+        def replica_step(batch):
+            with tf.GradientTape() as tape:
+                user_emb, anchor_emb = model(batch, training=True)
+                per_example, _ = loss_fn(user_emb, anchor_emb, batch["label"])
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=b)
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+            return loss
+
+        losses = strategy.run(replica_step, args=(batch,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    before = [np.array(v) for v in variables]
+    losses = [float(train_step(batch)) for _ in range(2)]
+    assert all(np.isfinite(losses))
+    assert any(not np.allclose(old, np.array(v)) for old, v in zip(before, variables, strict=True))
+
+
+def test_forward_and_loss_compile_with_xla():
+    # No keras Hashing, no shuffle: ids, shifts and dropout all lower to XLA.
+    model = TwoTowerModel(USER, ANCHOR, output_dim=8, hidden_units=(16,),
+                          user_dropout_rate=0.5, anchor_dropout_rate=0.5)
+    loss_fn = CombinedLoss(1.0, 0.5, 0.5, softmax=InBatchSoftmaxLoss(
+        3, remove_accidental_hits=True, logq_correction=True))
+    rng = np.random.default_rng(0)
+    b = 8
+    features = {**user_features(rng, b), **anchor_features(rng, b)}
+
+    @tf.function(jit_compile=True)
+    def step(features, labels, ids, log_q):
+        user_emb, anchor_emb = model(features, training=True)
+        return loss_fn(user_emb, anchor_emb, labels, anchor_ids=ids, anchor_log_q=log_q)[0]
+
+    loss = step(features, tf.constant(rng.integers(0, 2, b), tf.float32),
+                features["anchor_category"], tf.fill([b], -2.0))
+    assert loss.shape == (b,) and np.all(np.isfinite(loss))

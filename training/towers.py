@@ -1,0 +1,343 @@
+"""User and anchor towers over a generic feature spec, with DropoutNet input dropout.
+
+A tower reads a dict of tensors keyed by feature name. Each feature belongs to a group:
+"content" (what is known of a user or anchor from day one: profile, category, city) or
+"preference" (what only behaviour reveals: watch counts, last-K watched anchors). In training,
+each example loses its whole preference group with probability `preference_dropout_rate`, so
+the tower learns to embed cold users and anchors from content alone (Volkovs et al., 2017,
+DropoutNet); at inference nothing is dropped.
+
+Feature names come from the `features/` module; this file only takes them as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+CONTENT = "content"
+PREFERENCE = "preference"
+GROUPS = (CONTENT, PREFERENCE)
+
+
+def _check_group(name: str, group: str) -> None:
+    if group not in GROUPS:
+        raise ValueError(f"feature {name!r}: group must be one of {GROUPS}, got {group!r}")
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A float feature `[batch_size]` (width 1) or `[batch_size, width]`.
+
+    Values are fed as they are (already normalised upstream), or as log1p(max(x, 0)) for
+    heavy-tailed counts such as watch seconds.
+    """
+
+    name: str
+    group: str = CONTENT
+    width: int = 1
+    log1p: bool = False
+
+    def __post_init__(self) -> None:
+        _check_group(self.name, self.group)
+        if self.width < 1:
+            raise ValueError(f"feature {self.name!r}: width must be >= 1, got {self.width}")
+
+    @property
+    def output_dim(self) -> int:
+        return self.width
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """An int64 id `[batch_size]` in [0, vocab_size), embedded in `embedding_dim`.
+
+    Ids outside [0, vocab_size) share one extra out-of-vocabulary row.
+    """
+
+    name: str
+    vocab_size: int
+    embedding_dim: int
+    group: str = CONTENT
+
+    def __post_init__(self) -> None:
+        _check_group(self.name, self.group)
+        if self.vocab_size < 1 or self.embedding_dim < 1:
+            raise ValueError(f"feature {self.name!r}: vocab_size and embedding_dim must be >= 1")
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedding_dim
+
+
+@dataclass(frozen=True)
+class SequenceFeature:
+    """An int64 id sequence `[batch_size, seq_len]` (e.g. last-K anchors), mean-pooled.
+
+    Id 0 is padding and is left out of the mean; other ids outside [1, vocab_size) share one
+    out-of-vocabulary row. A row of padding only pools to zeros.
+    """
+
+    name: str
+    vocab_size: int
+    embedding_dim: int
+    group: str = PREFERENCE
+
+    def __post_init__(self) -> None:
+        _check_group(self.name, self.group)
+        if self.vocab_size < 2 or self.embedding_dim < 1:
+            raise ValueError(f"feature {self.name!r}: vocab_size must be >= 2 (0 is padding) "
+                             "and embedding_dim >= 1")
+
+    @property
+    def output_dim(self) -> int:
+        return self.embedding_dim
+
+
+Feature = NumericFeature | CategoricalFeature | SequenceFeature
+
+
+@dataclass(frozen=True)
+class TowerSpec:
+    """The inputs of one tower: features with unique names, at least one of them."""
+
+    features: tuple[Feature, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(self.features))
+        if not self.features:
+            raise ValueError("a tower needs at least one feature")
+        names = [f.name for f in self.features]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"feature names must be unique, repeated: {duplicated}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def group(self, group: str) -> tuple[Feature, ...]:
+        _check_group("<group>", group)
+        return tuple(f for f in self.features if f.group == group)
+
+
+def _in_vocab(ids: tf.Tensor, low: int, vocab_size: int) -> tf.Tensor:
+    # Plain range check rather than keras.layers.Hashing, which breaks XLA on int64.
+    ids = tf.cast(ids, tf.int64)
+    return tf.where((ids >= low) & (ids < vocab_size), ids, tf.constant(vocab_size, tf.int64))
+
+
+class NumericEncoder(keras.layers.Layer):
+    """Numeric feature → `[batch_size, width]` float32."""
+
+    def __init__(self, feature: NumericFeature, **kwargs) -> None:
+        kwargs.setdefault("name", f"numeric_{feature.name}")
+        super().__init__(**kwargs)
+        self.feature = feature
+        self.built = True  # no weights
+
+    def call(self, values: tf.Tensor) -> tf.Tensor:
+        """Args: values `[batch_size]` or `[batch_size, width]`. Returns `[batch_size, width]`."""
+        values = tf.reshape(tf.cast(values, tf.float32), [-1, self.feature.width])
+        if self.feature.log1p:
+            # Counts are >= 0; the clip keeps a stray negative from turning into NaN.
+            values = tf.math.log1p(tf.maximum(values, 0.0))
+        return values
+
+
+class CategoricalEncoder(keras.layers.Layer):
+    """Categorical id → `[batch_size, embedding_dim]`, with an out-of-vocabulary row."""
+
+    def __init__(self, feature: CategoricalFeature, **kwargs) -> None:
+        kwargs.setdefault("name", f"categorical_{feature.name}")
+        super().__init__(**kwargs)
+        self.feature = feature
+        self.embedding = keras.layers.Embedding(feature.vocab_size + 1, feature.embedding_dim,
+                                                name=f"{feature.name}_embedding")
+        self.embedding.build((None,))
+        self.built = True
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        """Args: ids `[batch_size]` or `[batch_size, 1]` int. Returns `[batch_size, dim]`."""
+        ids = _in_vocab(tf.reshape(ids, [-1]), 0, self.feature.vocab_size)
+        return self.embedding(ids)
+
+
+class SequenceEncoder(keras.layers.Layer):
+    """Id sequence → masked mean of its embeddings, `[batch_size, embedding_dim]`."""
+
+    def __init__(self, feature: SequenceFeature, **kwargs) -> None:
+        kwargs.setdefault("name", f"sequence_{feature.name}")
+        super().__init__(**kwargs)
+        self.feature = feature
+        self.embedding = keras.layers.Embedding(feature.vocab_size + 1, feature.embedding_dim,
+                                                name=f"{feature.name}_embedding")
+        self.embedding.build((None, None))
+        self.built = True
+
+    def call(self, ids: tf.Tensor) -> tf.Tensor:
+        """Args: ids `[batch_size, seq_len]` int, 0 = padding. Returns `[batch_size, dim]`."""
+        ids = tf.cast(ids, tf.int64)
+        mask = tf.cast(tf.not_equal(ids, 0), tf.float32)[..., tf.newaxis]  # [B, L, 1]
+        embedded = self.embedding(_in_vocab(ids, 1, self.feature.vocab_size))  # [B, L, dim]
+        total = tf.reduce_sum(embedded * mask, axis=1)
+        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
+def _encoder(feature: Feature) -> keras.layers.Layer:
+    if isinstance(feature, NumericFeature):
+        return NumericEncoder(feature)
+    if isinstance(feature, CategoricalFeature):
+        return CategoricalEncoder(feature)
+    if isinstance(feature, SequenceFeature):
+        return SequenceEncoder(feature)
+    raise TypeError(f"unknown feature spec {feature!r}")
+
+
+class Tower(keras.Model):
+    """Features → L2-normalised embedding, with per-example dropout of the preference group.
+
+    Content and preference encodings are concatenated (content first), then go through an MLP
+    of `hidden_units` (ReLU), a linear layer to `output_dim`, and L2 normalisation. All weights
+    are created in the constructor, so a tower built under `strategy.scope()` has its variables
+    there, never in a replica's first step.
+
+    Args:
+      spec: the tower's features.
+      output_dim: D, the embedding size (equal for both towers of a model).
+      hidden_units: sizes of the hidden layers.
+      preference_dropout_rate: probability, per example and in training only, of zeroing the
+        whole preference group. Kept values are not rescaled: zero must mean "no behaviour
+        known", exactly as a cold user or anchor looks at inference.
+      activation: activation of the hidden layers.
+      seed: op-level seed of the dropout draw.
+    """
+
+    def __init__(self, spec: TowerSpec, output_dim: int = 64,
+                 hidden_units: Sequence[int] = (128, 64), preference_dropout_rate: float = 0.0,
+                 activation: str = "relu", seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= preference_dropout_rate <= 1.0:
+            raise ValueError(f"preference_dropout_rate must be in [0, 1], "
+                             f"got {preference_dropout_rate}")
+        self.spec = spec
+        self.output_dim = int(output_dim)
+        self.hidden_units = tuple(int(h) for h in hidden_units)
+        self.preference_dropout_rate = float(preference_dropout_rate)
+        self.seed = seed
+        self.content_features = spec.group(CONTENT)
+        self.preference_features = spec.group(PREFERENCE)
+        self.encoders = {f.name: _encoder(f) for f in spec.features}
+
+        width = sum(f.output_dim for f in spec.features)
+        self.hidden = []
+        # Built here, with names that keep variable paths readable across both towers.
+        for i, units in enumerate(self.hidden_units):
+            layer = keras.layers.Dense(units, activation=activation, name=f"{self.name}_hidden_{i}")
+            layer.build((None, width))
+            self.hidden.append(layer)
+            width = units
+        self.projection = keras.layers.Dense(self.output_dim, name=f"{self.name}_projection")
+        self.projection.build((None, width))
+        self.built = True
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.spec.names
+
+    def input_signature(self) -> dict[str, tf.TensorSpec]:
+        """The `tf.TensorSpec` of each input, e.g. for a serving `tf.function`."""
+        specs = {}
+        for f in self.spec.features:
+            if isinstance(f, NumericFeature):
+                shape = [None] if f.width == 1 else [None, f.width]
+                specs[f.name] = tf.TensorSpec(shape, tf.float32, name=f.name)
+            elif isinstance(f, CategoricalFeature):
+                specs[f.name] = tf.TensorSpec([None], tf.int64, name=f.name)
+            else:
+                specs[f.name] = tf.TensorSpec([None, None], tf.int64, name=f.name)
+        return specs
+
+    def call(self, features: dict[str, tf.Tensor], training: bool | tf.Tensor | None = None,
+             preference_mask: tf.Tensor | None = None) -> tf.Tensor:
+        """Embeds a batch.
+
+        Args:
+          features: tensors keyed by feature name (extra keys are ignored).
+          training: True applies preference dropout; False / None never does.
+          preference_mask: optional `[batch_size]` 1 = keep, 0 = zero the preference group,
+            applied in every mode: serving uses it for users or anchors with no behaviour yet.
+
+        Returns:
+          `[batch_size, output_dim]` float32 with unit-norm rows.
+        """
+        missing = [n for n in self.feature_names if n not in features]
+        if missing:
+            raise KeyError(f"tower {self.name!r} is missing features {missing}; "
+                           f"got {sorted(features)}")
+        parts = [self.encoders[f.name](features[f.name]) for f in self.content_features]
+        if self.preference_features:
+            preference = tf.concat(
+                [self.encoders[f.name](features[f.name]) for f in self.preference_features],
+                axis=1)
+            keep = self._keep(tf.shape(preference)[0], training)
+            if preference_mask is not None:
+                keep = keep * tf.reshape(tf.cast(preference_mask, tf.float32), [-1, 1])
+            parts.append(preference * keep)
+        x = tf.concat(parts, axis=1)
+        for layer in self.hidden:
+            x = layer(x)
+        return tf.math.l2_normalize(self.projection(x), axis=-1)
+
+    def _keep(self, batch_size: tf.Tensor, training: bool | tf.Tensor | None) -> tf.Tensor:
+        """`[batch_size, 1]` float: 0 where the preference group is dropped, else 1."""
+        keep = tf.ones([batch_size, 1])
+        if self.preference_dropout_rate == 0.0 or training is None or training is False:
+            return keep
+        # tf.random, not Python random: a fresh draw on every step of a tf.function.
+        dropped = tf.random.uniform([batch_size, 1], seed=self.seed) < self.preference_dropout_rate
+        if not isinstance(training, bool):  # a tensor flag, e.g. a tf.function argument
+            dropped = dropped & tf.cast(training, tf.bool)
+        return keep - tf.cast(dropped, tf.float32)
+
+
+class TwoTowerModel(keras.Model):
+    """A user tower and an anchor tower, kept as separate Keras models to export one by one.
+
+    Args:
+      user_spec, anchor_spec: the features of each tower.
+      output_dim: D, the shared embedding size.
+      hidden_units: hidden layer sizes of both towers.
+      user_dropout_rate, anchor_dropout_rate: preference dropout rate of each tower.
+      seed: op-level seed of the dropout draws (the anchor tower uses seed + 1).
+    """
+
+    def __init__(self, user_spec: TowerSpec, anchor_spec: TowerSpec, output_dim: int = 64,
+                 hidden_units: Sequence[int] = (128, 64), user_dropout_rate: float = 0.0,
+                 anchor_dropout_rate: float = 0.0, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.user_tower = Tower(user_spec, output_dim, hidden_units, user_dropout_rate,
+                                seed=seed, name="user_tower")
+        self.anchor_tower = Tower(anchor_spec, output_dim, hidden_units, anchor_dropout_rate,
+                                  seed=None if seed is None else seed + 1, name="anchor_tower")
+        self.built = True
+
+    def call(self, features: dict[str, tf.Tensor],
+             training: bool | tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Embeds both sides of a batch of (user, anchor) rows.
+
+        Args:
+          features: one flat dict with the features of both towers; each tower reads only its
+            own names, so a name both towers declare is read by both.
+          training: passed to both towers.
+
+        Returns:
+          (user_emb, anchor_emb), each `[batch_size, output_dim]` with unit-norm rows.
+        """
+        user = {n: features[n] for n in self.user_tower.feature_names if n in features}
+        anchor = {n: features[n] for n in self.anchor_tower.feature_names if n in features}
+        return (self.user_tower(user, training=training),
+                self.anchor_tower(anchor, training=training))

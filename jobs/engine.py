@@ -63,6 +63,16 @@ def _classic_builder_env() -> Iterator[None]:
         os.environ.update(saved)
 
 
+def jvm_child_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a child process that must run a job on JVM Spark (Parquet), even when
+    this process already holds a Spark Connect session."""
+    env = {**(os.environ if base is None else base), "PIPELINE_ENGINE": "jvm",
+           "LAKE_FORMAT": "parquet"}
+    for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"):
+        env.pop(key, None)
+    return env
+
+
 def spark_session(engine: str | None = None, remote: str | None = None) -> SparkSession:
     """Return a PySpark session on the chosen engine, with UTC as its session time zone.
 

@@ -24,10 +24,9 @@ def run_on_jvm(module: str, *args: str) -> subprocess.CompletedProcess:
     PySpark 4 chooses Connect or classic columns process-wide, so the classic engine runs
     apart from the Sail session of the tests; the parent reads its Parquet tables back.
     """
-    env = {**os.environ, "PIPELINE_ENGINE": "jvm", "LAKE_FORMAT": "parquet"}
-    env.pop("SPARK_REMOTE", None)
-    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
-    done = subprocess.run([sys.executable, "-m", module, *args], env=env, text=True,
+    from jobs.engine import jvm_child_env
+
+    done = subprocess.run([sys.executable, "-m", module, *args], env=jvm_child_env(), text=True,
                           capture_output=True, timeout=600)
     assert done.returncode == 0, f"{module} failed on JVM Spark:\n{done.stderr[-3000:]}"
     return done

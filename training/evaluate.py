@@ -104,8 +104,8 @@ def evaluate_run(lake_root: Path | str, run_id: str, out_dir: Path | str,
         anchor_rows = {c: candidates[c][live] for c in anchor_columns}
         anchor_ids = anchor_rows["anchor_id"]
         day_pairs = {c: pairs[c][users_today] for c in ("user_id", "anchor_id", "label")}
-        u = embed(towers["user_tower"], user_rows, user_columns)
-        a = embed(towers["anchor_tower"], anchor_rows, anchor_columns)
+        u = embed(towers["user_tower"], user_rows)
+        a = embed(towers["anchor_tower"], anchor_rows)
         rng = np.random.default_rng(seed)
         scorers = {
             "model": u @ a.T,

@@ -33,7 +33,12 @@ class ServingTower(tf.Module):
     def __init__(self, tower: Tower, encoder: RawFeatureEncoder, signature: dict) -> None:
         super().__init__()
         self.tower, self.encoder = tower, encoder
+        self.specs = signature
+        self.columns = sorted(signature)
         self.serve = tf.function(self._serve, input_signature=[signature])
+
+    def __call__(self, raw: dict) -> dict:
+        return self.serve(raw)
 
     def _serve(self, raw: dict) -> dict:
         features, mask = self.encoder(raw)
@@ -51,9 +56,12 @@ def serving_towers(model, data, user_spec: TowerSpec, anchor_spec: TowerSpec,
     return towers
 
 
-def embed(serve, rows: dict[str, np.ndarray], columns: list[str]) -> np.ndarray:
-    """Run a serving function (in memory or reloaded) on numpy columns."""
-    return serve({c: tf.constant(rows[c]) for c in columns})["embedding"].numpy()
+def embed(tower, rows: dict[str, np.ndarray]) -> np.ndarray:
+    """Embed numpy (or list) columns with a ServingTower or LoadedTower, converting each column
+    to the dtype its signature declares."""
+    raw = {c: tf.constant(np.asarray(rows[c]), dtype=spec.dtype)
+           for c, spec in tower.specs.items()}
+    return tower(raw)["embedding"].numpy()
 
 
 def _read_all(path: Path, fmt: str, columns: list[str], last_k: int) -> dict[str, np.ndarray]:
@@ -75,7 +83,7 @@ def export_model(model, data, user_spec: TowerSpec, anchor_spec: TowerSpec, out:
     anchor_columns = raw_columns(anchor_spec)
     candidates = _read_all(Path(lake_root) / tables["candidates"], fmt,
                            [*anchor_columns, "dt"], data.vocab.last_k)
-    vectors = embed(towers["anchor_tower"].serve, candidates, anchor_columns)
+    vectors = embed(towers["anchor_tower"], candidates)
     pq.write_table(pa.table({"anchor_id": candidates["anchor_id"], "dt": candidates["dt"],
                              "embedding": list(vectors.astype(np.float32))}),
                    out / "anchor_embeddings.parquet")
@@ -85,7 +93,7 @@ def export_model(model, data, user_spec: TowerSpec, anchor_spec: TowerSpec, out:
                                data.vocab.last_k, drop_remainder=False, shuffle_files=False))
     parity = {
         "user_inputs": {c: sample[c].tolist() for c in user_columns},
-        "user_embeddings": embed(towers["user_tower"].serve, sample, user_columns).tolist(),
+        "user_embeddings": embed(towers["user_tower"], sample).tolist(),
         "anchor_inputs": {c: candidates[c][:PARITY_ROWS].tolist() for c in anchor_columns},
         "anchor_embeddings": vectors[:PARITY_ROWS].tolist(),
     }
@@ -106,7 +114,8 @@ class LoadedTower:
     def __init__(self, path: Path) -> None:
         self.module = tf.saved_model.load(str(path))  # keeps the signature's variables alive
         self.signature = self.module.signatures["serving_default"]
-        self.columns = sorted(self.signature.structured_input_signature[1])
+        self.specs = self.signature.structured_input_signature[1]
+        self.columns = sorted(self.specs)
 
     def __call__(self, raw: dict) -> dict:
         return self.signature(**raw)

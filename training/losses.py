@@ -151,7 +151,10 @@ class InBatchSoftmaxLoss(keras.layers.Layer):
     then log-q correction and masking in logit space. The log-q correction is applied *after*
     scaling, as in TFRS: log q is a log probability, so it belongs next to the logits of the
     softmax, and subtracting it before the scale would multiply it by gamma. It is applied to
-    the negatives only. Rows with label <= 0.5 give loss 0.
+    every candidate, the positive included (sampled softmax, Yi et al. 2019): correcting only
+    the negatives boosts rare negatives against uncorrected positives and teaches the model
+    to rank rare anchors first (measured on the simulator: warm-anchor recall@50 fell to
+    0.0005). Rows with label <= 0.5 give loss 0.
 
     Args:
       num_negatives: K, negatives per row (>= 1).
@@ -159,7 +162,7 @@ class InBatchSoftmaxLoss(keras.layers.Layer):
       t: hard-negative factor, >= 1 (1 = plain softmax).
       gamma: scale of the cosines into logits (an inverse temperature).
       remove_accidental_hits: mask negatives with the row's own anchor id (needs `anchor_ids`).
-      logq_correction: subtract the negative anchor's log q (needs `anchor_log_q`).
+      logq_correction: subtract each candidate anchor's log q (needs `anchor_log_q`).
       seed: op-level seed of the shift sampler.
     """
 
@@ -214,6 +217,7 @@ class InBatchSoftmaxLoss(keras.layers.Layer):
         pos, neg = self.mining(pos, neg)
         pos_logit, neg_logits = self.gamma * pos, self.gamma * neg
         if self.logq_correction:
+            pos_logit = self.correct_logq(pos_logit, anchor_log_q)
             neg_logits = self.correct_logq(neg_logits, tf.gather(anchor_log_q, neg_rows))
         if self.remove_accidental_hits:
             neg_logits = self.remove_hits(neg_logits, anchor_ids, tf.gather(anchor_ids, neg_rows))

@@ -34,7 +34,7 @@ class Prepared:
     manifest: dict
     train_files: list[str]
     vocab: object  # training.inputs.Vocabularies
-    log_q: np.ndarray  # [anchor_buckets + 1] log frequency of each anchor among positives
+    log_q: np.ndarray  # [anchor_buckets + 1] log frequency of each anchor among all rows
     columns: list[str]
 
 
@@ -47,14 +47,15 @@ def prepare(lake_root: Path, run_id: str, last_k: int) -> Prepared:
     tables = manifest["tables"]
     train_files = shard_files(Path(lake_root) / tables["train"], fmt)
     candidate_files = shard_files(Path(lake_root) / tables["candidates"], fmt)
-    ids = [pq.read_table(f, columns=["anchor_id", "label"]) for f in train_files]
+    ids = [pq.read_table(f, columns=["anchor_id"]) for f in train_files]
     candidates = [pq.read_table(f, columns=["anchor_id"]) for f in candidate_files]
     max_id = max(int(pc.max(t.column("anchor_id")).as_py() or 0) for t in ids + candidates)
     buckets = max_id + 1
-    positives = np.concatenate([t.filter(pc.equal(t.column("label"), 1)).column("anchor_id")
-                                .to_numpy() for t in ids])
-    counts = np.bincount(positives, minlength=buckets + 1).astype(np.float64)
-    # anchors never seen as positive get half a count: finite log q, strongly corrected
+    # In-batch negatives are the anchors of other rows, whatever their label: q is the
+    # anchor's share of all training rows.
+    rows = np.concatenate([t.column("anchor_id").to_numpy() for t in ids])
+    counts = np.bincount(rows, minlength=buckets + 1).astype(np.float64)
+    # anchors never seen in training get half a count: a finite log q
     log_q = np.log(np.maximum(counts, 0.5) / max(counts.sum(), 1.0)).astype(np.float32)
     vocab = Vocabularies.from_manifest(manifest, buckets, last_k)
     user_spec, anchor_spec = tower_specs(vocab)
@@ -135,7 +136,9 @@ def _train(lake_root: Path, run_id: str, out: Path, config) -> dict:
         loss_fn = CombinedLoss(config.softmax_weight, config.pairwise_weight,
                                config.pointwise_weight, softmax=softmax)
         optimizer = keras.optimizers.Adam(config.learning_rate)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    # host-side bookkeeping: a plain variable, not a mirrored one, so Python can read it
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    with strategy.scope():
         checkpoint = tf.train.Checkpoint(user_tower=model.user_tower,
                                          anchor_tower=model.anchor_tower, loss=loss_fn,
                                          optimizer=optimizer, step=step)

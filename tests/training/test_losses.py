@@ -34,7 +34,7 @@ def np_in_batch_softmax(u, a, labels, shifts, margin=0.0, t=1.0, gamma=20.0, ids
         if labels[i] <= 0.5:
             continue
         pos = float(u[i] @ a[i]) - margin
-        logits = [gamma * pos]
+        logits = [gamma * pos - (0.0 if log_q is None else log_q[i])]
         for s in shifts:
             j = (i + s) % b
             if j == i or (ids is not None and ids[j] == ids[i]):
@@ -84,17 +84,19 @@ def test_worked_example_accidental_hit():
 
 
 def test_worked_example_logq_after_scaling():
-    # log q = log [0.1, 0.5, 0.25]; only the negative's log q is subtracted, after gamma:
-    #   gamma 1, row 0: logits [1, 0 - log 0.5]  -> log(e + 2) - 1
-    #            row 1: logits [1, 1 - log 0.25] -> log(e + 4e) - 1 = log 5
-    #   gamma 2, row 0: logits [2, 0 - log 0.5]  -> log(e^2 + 2) - 2
+    # log q = log [0.1, 0.5, 0.25]; every candidate's log q is subtracted, after gamma:
+    #   gamma 1, row 0: logits [1 + log 10, 0 + log 2] -> log(10e + 2) - 1 - log 10
+    #            row 1: logits [1 + log 2, 1 + log 4]  -> log(2e + 4e) - 1 - log 2 = log 3
+    #   gamma 2, row 0: logits [2 + log 10, log 2]     -> log(10e^2 + 2) - 2 - log 10
     log_q = np.log([0.1, 0.5, 0.25]).astype(np.float32)
     loss = InBatchSoftmaxLoss(num_negatives=1, gamma=1.0, logq_correction=True)(
         U3, A3, L3, anchor_log_q=log_q, shifts=[1])
-    np.testing.assert_allclose(loss, [math.log(math.e + 2) - 1, math.log(5), 0], rtol=1e-6)
+    np.testing.assert_allclose(
+        loss, [math.log(10 * math.e + 2) - 1 - math.log(10), math.log(3), 0], rtol=1e-6)
     loss = InBatchSoftmaxLoss(num_negatives=1, gamma=2.0, logq_correction=True)(
         U3, A3, L3, anchor_log_q=log_q, shifts=[1])
-    np.testing.assert_allclose(loss[0], math.log(math.e ** 2 + 2) - 2, rtol=1e-6)
+    np.testing.assert_allclose(loss[0], math.log(10 * math.e ** 2 + 2) - 2 - math.log(10),
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

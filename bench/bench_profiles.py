@@ -1,0 +1,86 @@
+"""Profiles for M label days: window N=30 vs N=1 (incremental design: goal <= 1.5x), against a
+naive recomputation from raw sessions, and embedded Sail vs JVM Spark on the same job."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from bench.common import jvm_step_seconds, report, simulate, timed
+from features.days import add_days, days_between, window_before
+from features.tables import TableSpec
+
+
+def naive_user_profiles(raw: DataFrame, day: str, window: int) -> DataFrame:
+    """The user-side window statistics straight from raw sessions (what the daily partial
+    aggregates avoid): every profile day re-reads its N raw days."""
+    days = window_before(day, window)
+    sessions = raw.where(F.col("dt").between(days[0], days[-1]))
+    return sessions.groupBy("user_id").agg(
+        F.count(F.lit(1)).alias("sessions"), F.sum("watch_seconds").alias("watch_seconds"),
+        F.countDistinct("dt").alias("active_days"),
+        F.countDistinct("anchor_id").alias("distinct_anchors"),
+        F.sum((F.col("watch_seconds") <= 2).cast("long")).alias("bounces"),
+        F.sum("gift_value").alias("gift_value"), F.max("dt").alias("source_max_dt"),
+    ).withColumn("dt", F.lit(day))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", default="demo")
+    parser.add_argument("--label-days", type=int, default=30, help="M")
+    parser.add_argument("--window", type=int, default=30, help="N")
+    args = parser.parse_args()
+    from jobs import daily_stats, ingest, profiles
+    from jobs.engine import spark_session
+    from jobs.lake import Lake
+
+    start = "2026-03-01"
+    history = args.window + args.label_days - 1
+    label_days = days_between(add_days(start, args.window), add_days(start, history))
+    with tempfile.TemporaryDirectory() as tmp:
+        landing = Path(tmp) / "landing"
+        simulate(landing, start, history, args.scale)
+        lake = Lake(Path(tmp) / "lake", spark_session("sail"))
+        for day in days_between(start, add_days(start, history - 1)):
+            ingest.ingest_day(lake, landing, day)
+            daily_stats.run(lake, day)
+        sessions = sum(lake.read_days(ingest.RAW_WATCH_SESSIONS, d, d).count()
+                       for d in days_between(start, add_days(start, history - 1))[:1])
+
+        def build(window: int) -> float:
+            return timed(lambda: [profiles.run(lake, d, window, allow_partial=True)
+                                  for d in label_days])
+
+        small, large = build(1), build(args.window)
+        raw = lake.read(ingest.RAW_WATCH_SESSIONS)
+        scratch = Lake(Path(tmp) / "naive", lake.spark)
+        naive_spec = TableSpec("naive_user_profiles", "user window stats from raw sessions",
+                               naive_user_profiles(raw, label_days[0], args.window).schema)
+        naive = timed(lambda: [scratch.write_partition(
+            naive_user_profiles(raw, d, args.window), naive_spec, d) for d in label_days])
+        # JVM Spark: the same profile job over the same daily tables, as Parquet
+        jvm_lake = Lake(Path(tmp) / "jvm", lake.spark, fmt="parquet")
+        for spec in (*profiles.WINDOW_TABLES, profiles.USERS, profiles.ANCHORS):
+            jvm_lake.overwrite_table(lake.read(spec), spec)
+        jvm = jvm_step_seconds("profiles", "--start", label_days[0], "--end", label_days[-1],
+                               "--window", str(args.window), "--lake", str(jvm_lake.root))
+    m, n = args.label_days, args.window
+    report(f"profiles for M={m} label days ({args.scale} scale, ~{sessions:,} sessions/day)", [
+        ("N=1   (Sail)", f"{small:7.2f} s"),
+        (f"N={n}  (Sail)", f"{large:7.2f} s"),
+        (f"ratio N={n} / N=1", f"{large / small:7.2f}x   (goal <= 1.5)"),
+        (f"naive user stats from raw, N={n}", f"{naive:7.2f} s"),
+        ("ratio naive (users only) / incremental (users + anchors)",
+         f"{naive / large:7.2f}x"),
+        (f"JVM Spark local[2], N={n} (Parquet)", f"{jvm:7.2f} s"),
+        ("ratio JVM / Sail", f"{jvm / large:7.2f}x"),
+    ])
+
+
+if __name__ == "__main__":
+    main()

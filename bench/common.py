@@ -1,0 +1,45 @@
+"""Shared set-up of the benchmarks: simulated data, timers, JVM runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def simulate(landing: Path, start: str, days: int, scale: str, seed: int = 11) -> dict:
+    from jobs.simulate import SimParams
+    from jobs.simulate import simulate as run
+
+    return run(SimParams(start=date.fromisoformat(start), days=days, scale=scale, seed=seed),
+               landing, progress=None)
+
+
+def jvm_step_seconds(step: str, *args: str) -> float:
+    """Run jobs.run_days on JVM Spark in a child process; the summed time of `step` as the
+    job itself measured it (JVM start-up excluded)."""
+    from jobs.engine import jvm_child_env
+
+    done = subprocess.run([sys.executable, "-m", "jobs.run_days", "--steps", step, *args],
+                          env=jvm_child_env(), capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    times = re.findall(rf"^\S+ {step}\s+([0-9.]+)s", done.stdout, flags=re.M)
+    return sum(float(t) for t in times)
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n== {title}")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")

@@ -1,0 +1,33 @@
+"""A tiny simulated lake with a training set, built once through the real jobs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from features.days import add_days
+
+START, DAYS = "2026-02-01", 6
+END = add_days(START, DAYS - 1)
+RUN = "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_training_set(tmp_path_factory, spark):
+    from jobs.lake import Lake
+    from jobs.run_days import run_days
+    from jobs.simulate import SimParams, simulate
+    from jobs.training_set import run
+
+    root = tmp_path_factory.mktemp("tiny")
+    landing = root / "landing"
+    simulate(SimParams(start=date.fromisoformat(START), days=DAYS, scale="tiny", seed=3),
+             landing, progress=None)
+    lake = Lake(root / "lake", spark)
+    from features.days import days_between
+
+    run_days(lake, days_between(START, END), ["ingest", "daily_stats", "profiles", "labels"],
+             window=2, last_k=5, allow_partial=True, landing=str(landing))
+    manifest = run(lake, END, days=3, window=2, run_id=RUN, shards=3)
+    return {"lake": lake.root, "landing": landing, "run_id": RUN, "manifest": manifest}

@@ -28,6 +28,7 @@ class TrainConfig:
     pairwise_weight: float = 0.2
     pointwise_weight: float = 0.5
     logq_correction: bool = True
+    logq_weight: float = 1.0  # subtract logq_weight * log q: 1 = full correction, 0 = none
     remove_accidental_hits: bool = True
     last_k: int = 10
     strategy: str = "auto"

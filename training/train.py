@@ -144,7 +144,7 @@ def _train(lake_root: Path, run_id: str, out: Path, config) -> dict:
                                          optimizer=optimizer, step=step)
     user_encoder = RawFeatureEncoder(user_spec, data.vocab)
     anchor_encoder = RawFeatureEncoder(anchor_spec, data.vocab)
-    log_q = tf.constant(data.log_q)
+    log_q = tf.constant(data.log_q * config.logq_weight)
     user_raw, anchor_raw = raw_columns(user_spec), raw_columns(anchor_spec)
 
     ckpt_dir = out / "checkpoints" if chief else Path(tempfile.mkdtemp(prefix=f"worker{task_id}_"))

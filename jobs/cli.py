@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
+from collections.abc import Callable
+from typing import Any
 
 from features.days import parse_day
-from jobs.engine import ENGINES
+from jobs.engine import ENGINES, spark_session
+from jobs.lake import Lake, lake_root
 
 
 def iso_day(text: str) -> str:
@@ -48,3 +53,18 @@ def job_parser(description: str) -> argparse.ArgumentParser:
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_job(name: str, args: argparse.Namespace, work: Callable[[Lake], Any]) -> int:
+    """Open the lake on the chosen engine and run `work`; print its result as JSON unless it
+    is None. A missing input or an invalid request is exit code 2 with a one-line error."""
+    setup_logging(args.log_level)
+    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
+    try:
+        result = work(lake)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 2
+    if result is not None:
+        print(json.dumps(result, indent=2))
+    return 0

@@ -21,9 +21,8 @@ from features.tables import (
     LIVE_SCHEDULE,
     RAW_WATCH_SESSIONS,
 )
-from jobs.cli import iso_day, job_parser, setup_logging
-from jobs.engine import spark_session
-from jobs.lake import Lake, lake_root
+from jobs.cli import iso_day, job_parser, run_job
+from jobs.lake import Lake
 
 
 def _engagement(seconds: str = "watch_seconds", gift: str = "gift_value") -> list:
@@ -98,14 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "for one day from raw_watch_sessions.")
     parser.add_argument("--date", required=True, type=iso_day, help="the day, YYYY-MM-DD")
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
-    try:
-        run(lake, args.date)
-    except FileNotFoundError as error:
-        print(f"daily_stats: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_job("daily_stats", args, lambda lake: run(lake, args.date))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ run days in parallel).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -26,9 +25,8 @@ from pyspark.sql import functions as F
 
 from features.tables import ANCHORS, LIVE_SCHEDULE, QUARANTINE, RAW_WATCH_SESSIONS, USERS
 from features.validation import MAX_WATCH_SECONDS, REQUIRED_SESSION_KEYS
-from jobs.cli import iso_day, job_parser, setup_logging
-from jobs.engine import spark_session
-from jobs.lake import Lake, lake_root
+from jobs.cli import iso_day, job_parser, run_job
+from jobs.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -230,15 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--date", required=True, type=iso_day, help="the day, YYYY-MM-DD")
     parser.add_argument("--landing", help="landing root (default: $LANDING_ROOT or ./landing)")
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
-    try:
-        summary = ingest_day(lake, landing_root(args.landing), args.date)
-    except FileNotFoundError as error:
-        print(f"ingest: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
+    return run_job("ingest", args,
+                   lambda lake: ingest_day(lake, landing_root(args.landing), args.date))
 
 
 if __name__ == "__main__":

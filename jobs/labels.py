@@ -11,9 +11,8 @@ from pyspark.sql import functions as F
 
 from features.rules import LabelRule
 from features.tables import ANCHORS, LABELS, RAW_WATCH_SESSIONS, USERS
-from jobs.cli import iso_day, job_parser, setup_logging
-from jobs.engine import spark_session
-from jobs.lake import Lake, lake_root
+from jobs.cli import iso_day, job_parser, run_job
+from jobs.lake import Lake
 
 
 def build_labels(
@@ -67,14 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rule = LabelRule(args.positive_seconds, args.negative_seconds)
     except ValueError as error:
         parser.error(str(error))
-    setup_logging(args.log_level)
-    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
-    try:
-        run(lake, args.date, rule)
-    except FileNotFoundError as error:
-        print(f"labels: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_job("labels", args, lambda lake: run(lake, args.date, rule))
 
 
 if __name__ == "__main__":

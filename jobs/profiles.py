@@ -27,9 +27,8 @@ from features.tables import (
     USER_PROFILES,
     USERS,
 )
-from jobs.cli import int_in, iso_day, job_parser, setup_logging
-from jobs.engine import spark_session
-from jobs.lake import Lake, lake_root
+from jobs.cli import int_in, iso_day, job_parser, run_job
+from jobs.lake import Lake
 
 log = logging.getLogger(__name__)
 WINDOW_TABLES = (DAILY_USER_STATS, DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR)
@@ -188,14 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--allow-partial", action="store_true",
                         help="accept a window cut short by the start of history")
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
-    try:
-        run(lake, args.date, args.window, args.last_k, args.allow_partial)
-    except FileNotFoundError as error:
-        print(f"profiles: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_job("profiles", args, lambda lake: run(lake, args.date, args.window,
+                                                      args.last_k, args.allow_partial))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from features.days import days_between
 from features.rules import DEFAULT_LAST_K, DEFAULT_WINDOW_DAYS, LabelRule
 from jobs import daily_stats, ingest, labels, profiles
-from jobs.cli import int_in, iso_day, job_parser, setup_logging
-from jobs.engine import spark_session
-from jobs.lake import Lake, lake_root
+from jobs.cli import int_in, iso_day, job_parser, run_job
+from jobs.lake import Lake
 
 STEPS = ("ingest", "daily_stats", "profiles", "labels")
 
@@ -63,15 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         days = days_between(args.start, args.end)
     except ValueError as error:
         parser.error(str(error))
-    setup_logging(args.log_level)
-    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
-    try:
-        run_days(lake, days, args.steps.split(","), args.window, args.last_k,
-                 args.allow_partial, args.landing)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"run_days: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_job("run_days", args, lambda lake: run_days(
+        lake, days, args.steps.split(","), args.window, args.last_k, args.allow_partial,
+        args.landing))
 
 
 if __name__ == "__main__":

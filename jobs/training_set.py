@@ -43,9 +43,8 @@ from features.tables import (
     USERS,
     TableSpec,
 )
-from jobs.cli import int_in, iso_day, job_parser, setup_logging
-from jobs.engine import spark_session
-from jobs.lake import Lake, lake_root
+from jobs.cli import int_in, iso_day, job_parser, run_job
+from jobs.lake import Lake
 
 DEFAULT_SHARDS = 8
 
@@ -164,17 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--shards", type=int_in(1, 4096), default=DEFAULT_SHARDS)
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
     run_id = args.run_id or f"end-{args.end}_M-{args.days}_N-{args.window}"
-    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
-    try:
+
+    def work(lake: Lake) -> dict:
         manifest = run(lake, args.end, args.days, args.window, run_id, args.holdout_days,
                        args.seed, args.shards)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"training_set: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: manifest[k] for k in ("run_id", "counts", "tables")}, indent=2))
-    return 0
+        return {k: manifest[k] for k in ("run_id", "counts", "tables")}
+
+    return run_job("training_set", args, work)
 
 
 if __name__ == "__main__":

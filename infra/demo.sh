@@ -1,16 +1,51 @@
 #!/usr/bin/env bash
-# The main job end to end on the embedded engine: simulate a live-streaming platform,
-# then ingest each day into the lake (Delta tables under ./lake).
+# The main job end to end through Airflow on the embedded engine:
+#   simulate ~2 weeks of a live-streaming platform -> start Airflow -> backfill the daily
+#   feature DAG over every day (ingest, daily stats, profiles, labels, data checks) ->
+#   trigger the training DAG (training set, data gate, training, evaluation, model gate,
+#   publication) -> print the published model version and its report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 START=${DEMO_START:-2026-01-01}
 DAYS=${DEMO_DAYS:-14}
 SCALE=${DEMO_SCALE:-demo}
+LABEL_DAYS=${DEMO_LABEL_DAYS:-7}  # M
+export FEATURE_WINDOW_DAYS=${FEATURE_WINDOW_DAYS:-7}  # N
 export LANDING_ROOT=${LANDING_ROOT:-$PWD/landing} LAKE_ROOT=${LAKE_ROOT:-$PWD/lake}
+export MODELS_ROOT=${MODELS_ROOT:-$PWD/models} FEATURES_START_DATE=$START
+END=$($PY -c "from features.days import add_days; print(add_days('$START', $DAYS - 1))")
+export FEATURES_END_DATE=$END
+t0=$SECONDS
+step() { echo; echo "== [$((SECONDS - t0))s] $*"; }
 
-echo "== simulate $DAYS days from $START ($SCALE scale) into $LANDING_ROOT"
+step "simulate $DAYS days from $START ($SCALE scale) into $LANDING_ROOT"
 $PY -m jobs.simulate --start "$START" --days "$DAYS" --scale "$SCALE" --landing "$LANDING_ROOT"
-echo "== ingest into $LAKE_ROOT"
-$PY -m jobs.run_days --start "$START" --days "$DAYS" --steps ingest
-echo "== done: tables under $LAKE_ROOT"
+
+step "start Airflow (api-server, dag-processor, scheduler)"
+bash infra/airflow.sh start
+trap 'bash infra/airflow.sh stop' EXIT
+
+step "backfill the feature DAG over $START .. $END"
+bash infra/airflow.sh backfill features_daily "$START" "$END"
+
+step "train: $LABEL_DAYS label days ending $END, window $FEATURE_WINDOW_DAYS"
+bash infra/airflow.sh trigger training \
+  "{\"end\": \"$END\", \"days\": $LABEL_DAYS, \"window\": $FEATURE_WINDOW_DAYS}"
+
+step "published"
+$PY - <<PYEOF
+import json
+from training.publish import latest_version
+root = "$MODELS_ROOT"
+version = latest_version(root)
+if version is None:
+    raise SystemExit("no published model version under " + root)
+manifest = json.load(open(f"{root}/user_tower/{version}/manifest.json"))
+metrics = manifest.get("metrics", {}).get("model", {})
+print(f"model version {version} under {root}/{{user_tower,anchor_tower}}/{version}")
+print("recall@50 %.3f  auc %.3f" % (metrics.get("recall@50", float("nan")),
+                                     metrics.get("auc", float("nan"))))
+print(f"report: {root}/user_tower/{version}/report.html")
+PYEOF
+echo "== done in $((SECONDS - t0))s"

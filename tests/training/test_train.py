@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 import tensorflow as tf
 
 from training import train

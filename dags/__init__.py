@@ -1,0 +1,1 @@
+"""Orchestration of the pipeline: one file per workflow, plus shared wiring in common.py."""

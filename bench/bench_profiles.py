@@ -56,13 +56,17 @@ def main() -> None:
             return timed(lambda: [profiles.run(lake, d, window, allow_partial=True)
                                   for d in label_days])
 
-        small, large = build(1), build(args.window)
+        small = build(1)
+        print(f"N=1: {small:.2f} s", flush=True)
+        large = build(args.window)
+        print(f"N={args.window}: {large:.2f} s", flush=True)
         raw = lake.read(ingest.RAW_WATCH_SESSIONS)
         scratch = Lake(Path(tmp) / "naive", lake.spark)
         naive_spec = TableSpec("naive_user_profiles", "user window stats from raw sessions",
                                naive_user_profiles(raw, label_days[0], args.window).schema)
         naive = timed(lambda: [scratch.write_partition(
             naive_user_profiles(raw, d, args.window), naive_spec, d) for d in label_days])
+        print(f"naive: {naive:.2f} s", flush=True)
         # JVM Spark: the same profile job over the same daily tables, as Parquet
         jvm_lake = Lake(Path(tmp) / "jvm", lake.spark, fmt="parquet")
         for spec in (*profiles.WINDOW_TABLES, profiles.USERS, profiles.ANCHORS):

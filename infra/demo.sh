@@ -14,6 +14,10 @@ LABEL_DAYS=${DEMO_LABEL_DAYS:-7}  # M
 export FEATURE_WINDOW_DAYS=${FEATURE_WINDOW_DAYS:-7}  # N
 export LANDING_ROOT=${LANDING_ROOT:-$PWD/landing} LAKE_ROOT=${LAKE_ROOT:-$PWD/lake}
 export MODELS_ROOT=${MODELS_ROOT:-$PWD/models} FEATURES_START_DATE=$START
+# Nothing unpaused at start: the backfill queues its runs first, then unpauses the feature
+# DAG (an unpaused DAG's catch-up would race the backfill for the same days on SQLite), and
+# the training DAG only runs when triggered (its daily schedule is for real deployments).
+export AIRFLOW_UNPAUSE="" TRAINING_SCHEDULE=none
 END=$($PY -c "from features.days import add_days; print(add_days('$START', $DAYS - 1))")
 export FEATURES_END_DATE=$END
 t0=$SECONDS

@@ -37,7 +37,9 @@ mkdir -p "$RUN_DIR"
 
 export AIRFLOW__CORE__DAGS_FOLDER=$REPO/dags
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$AIRFLOW_HOME/airflow.db
+# SQLite allows one writer: the CLI (backfill create) and the services wait for the lock up
+# to 60 s instead of failing with "database is locked" after the default 5 s.
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db?timeout=60"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM=${AIRFLOW__CORE__PARALLELISM:-4}
 # Local, single-user set-up: no login for the UI, the REST API and the CLI.

@@ -1,5 +1,4 @@
-"""Profiles for M label days in one job: window N=30 vs N=1 (goal <= 1.5x: each daily
-partition is read once whatever N), against one job per label day (the daily schedule) and a
+"""Profiles for M label days: window N=30 vs N=1 (incremental design: goal <= 1.5x), against a
 naive recomputation from raw sessions, and embedded Sail vs JVM Spark on the same job."""
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from bench.common import jvm_job_seconds, report, simulate, timed
+from bench.common import jvm_step_seconds, report, simulate, timed
 from features.days import add_days, days_between, window_before
 from features.rules import BOUNCE_SECONDS
 from features.tables import TableSpec
@@ -37,8 +36,6 @@ def main() -> None:
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--label-days", type=int, default=30, help="M")
     parser.add_argument("--window", type=int, default=30, help="N")
-    parser.add_argument("--per-day", type=int_in(1, 365), default=5,
-                        help="label days also built one job per day, for comparison")
     parser.add_argument("--jvm-days", type=int_in(1, 365), default=10,
                         help="label days the JVM comparison runs (JVM Spark is the slow part)")
     args = parser.parse_args()
@@ -60,20 +57,15 @@ def main() -> None:
         print("ingested, daily partials built", flush=True)
         sessions = lake.read_days(ingest.RAW_WATCH_SESSIONS, start, start).count()
 
-        first = label_days[0]
+        def build(window: int) -> list[float]:
+            return [timed(lambda d=d: profiles.run(lake, d, window, allow_partial=True))
+                    for d in label_days]
 
-        def build(window: int, days: int = len(label_days)) -> float:
-            return timed(lambda: profiles.run_range(lake, first, label_days[days - 1], window,
-                                                    allow_partial=True))
-
-        small = build(1)
+        small = sum(build(1))
         print(f"N=1: {small:.2f} s", flush=True)
-        large = build(args.window)
+        per_day = build(args.window)
+        large = sum(per_day)
         print(f"N={args.window}: {large:.2f} s", flush=True)
-        per_day = sum(timed(lambda d=d: profiles.run(lake, d, args.window, allow_partial=True))
-                      for d in label_days[:args.per_day])
-        print(f"N={args.window}, one job per day, {args.per_day} days: {per_day:.2f} s",
-              flush=True)
         raw = lake.read(ingest.RAW_WATCH_SESSIONS)
         scratch = Lake(Path(tmp) / "naive", lake.spark)
         naive_spec = TableSpec("naive_user_profiles", "user window stats from raw sessions",
@@ -86,22 +78,19 @@ def main() -> None:
         for spec in (*profiles.WINDOW_TABLES, profiles.USERS, profiles.ANCHORS):
             jvm_lake.overwrite_table(lake.read(spec), spec)
         jvm_days = label_days[:args.jvm_days]
-        jvm = jvm_job_seconds("jobs.profiles", "--date", first, "--end", jvm_days[-1],
-                              "--window", str(args.window), "--allow-partial",
-                              "--lake", str(jvm_lake.root))
-        sail = build(args.window, len(jvm_days))
+        jvm = jvm_step_seconds("profiles", "--start", jvm_days[0], "--end", jvm_days[-1],
+                               "--window", str(args.window), "--lake", str(jvm_lake.root))
+        sail = sum(per_day[:len(jvm_days)])
     m, n = args.label_days, args.window
     report(f"profiles for M={m} label days ({args.scale} scale, ~{sessions:,} sessions/day)", [
-        ("N=1,  one job (Sail)", f"{small:7.2f} s"),
-        (f"N={n}, one job (Sail)", f"{large:7.2f} s"),
+        ("N=1   (Sail)", f"{small:7.2f} s"),
+        (f"N={n}  (Sail)", f"{large:7.2f} s"),
         (f"ratio N={n} / N=1", f"{large / small:7.2f}x   (goal <= 1.5)"),
-        (f"N={n}, one job per label day, first {args.per_day} days",
-         f"{per_day:7.2f} s ({per_day / args.per_day:.2f} s/day vs {large / m:.2f} s/day "
-         "in one job)"),
         (f"naive user stats from raw, N={n}", f"{naive:7.2f} s"),
-        ("ratio naive (users only) / one job (users + anchors)", f"{naive / large:7.2f}x"),
-        (f"Sail, N={n}, first {len(jvm_days)} label days, one job", f"{sail:7.2f} s"),
-        ("JVM Spark local[2], same job (Parquet)", f"{jvm:7.2f} s"),
+        ("ratio naive (users only) / incremental (users + anchors)",
+         f"{naive / large:7.2f}x"),
+        (f"Sail, N={n}, first {len(jvm_days)} label days", f"{sail:7.2f} s"),
+        ("JVM Spark local[2], same days (Parquet)", f"{jvm:7.2f} s"),
         ("ratio JVM / Sail", f"{jvm / sail:7.2f}x"),
     ])
 

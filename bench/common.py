@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -37,18 +36,6 @@ def jvm_step_seconds(step: str, *args: str) -> float:
         raise RuntimeError(done.stderr[-3000:])
     times = re.findall(rf"^\S+ {step}\s+([0-9.]+)s", done.stdout, flags=re.M)
     return sum(float(t) for t in times)
-
-
-def jvm_job_seconds(module: str, *args: str) -> float:
-    """Run `python -m module` on JVM Spark in a child process; the `seconds` its JSON result
-    reports (JVM start-up excluded)."""
-    from jobs.engine import jvm_child_env
-
-    done = subprocess.run([sys.executable, "-m", module, *args], env=jvm_child_env(),
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(done.stderr[-3000:])
-    return float(json.loads(done.stdout[done.stdout.index("{"):])["seconds"])
 
 
 def report(title: str, rows: list[tuple[str, str]]) -> None:

@@ -117,7 +117,8 @@ def features_daily():
         day = run_day(get_current_context())
         lake, built = open_lake(params), [day, add_days(day, 1)]
         with fail_without_retry(*NOT_RETRYABLE):
-            job.run_range(lake, *built, params["window_days"], allow_partial=True)
+            for profile_day in built:
+                job.run(lake, profile_day, params["window_days"], allow_partial=True)
         _mark(PROFILES, *built)
         return built
 

@@ -67,15 +67,12 @@ def with_commit_retries(write: Callable[[], None], what: str, attempts: int = 6)
             time.sleep(delay)
 
 
-def guard_days(column: Column, first: str, last: str) -> Column:
-    """`column` unchanged when first <= column <= last; otherwise the query fails (nothing
-    commits)."""
+def guard_partition(column: Column, day: str) -> Column:
+    """`column` unchanged when it equals `day`; otherwise the query fails (nothing commits)."""
     found = F.coalesce(column.cast("string"), F.lit("NULL"))
-    where = f"{PARTITION_COLUMN}={first}" if first == last else (
-        f"{PARTITION_COLUMN} in {first} .. {last}")
-    message = F.concat(F.lit(f"refusing row outside partition {where}: {PARTITION_COLUMN}="),
-                       found)
-    return F.when(column.between(first, last), column).otherwise(F.raise_error(message))
+    message = F.concat(F.lit(f"refusing row outside partition {PARTITION_COLUMN}={day}: "
+                             f"{PARTITION_COLUMN}="), found)
+    return F.when(column == F.lit(day), column).otherwise(F.raise_error(message))
 
 
 class Lake:
@@ -124,25 +121,18 @@ class Lake:
 
     def write_partition(self, df: DataFrame, spec: TableSpec, day: str) -> None:
         """Replace partition `dt = day` of `spec` with `df`; fail if a row belongs elsewhere."""
-        self.write_days(df, spec, day, day)
-
-    def write_days(self, df: DataFrame, spec: TableSpec, first: str, last: str) -> None:
-        """Replace partitions first <= dt <= last of `spec` with `df` in one commit; fail if
-        a row belongs elsewhere."""
         if not spec.partitioned:
             raise ValueError(f"{spec.name} is not partitioned by {PARTITION_COLUMN}")
         out = self._conform(df, spec)
         self.create(spec, out)
-        out = out.withColumn(PARTITION_COLUMN, guard_days(F.col(PARTITION_COLUMN), first, last))
+        out = out.withColumn(PARTITION_COLUMN, guard_partition(F.col(PARTITION_COLUMN), day))
         writer = out.write.format(self.format).mode("overwrite").partitionBy(PARTITION_COLUMN)
         if self.format == "delta":
-            writer = writer.option("replaceWhere", f"{PARTITION_COLUMN} >= '{first}' AND "
-                                                   f"{PARTITION_COLUMN} <= '{last}'")
-        else:  # Parquet (parity tests): dynamic overwrite touches only the written partitions
+            writer = writer.option("replaceWhere", f"{PARTITION_COLUMN} = '{day}'")
+        else:  # Parquet (parity tests): dynamic overwrite touches only the written partition
             writer = writer.option("partitionOverwriteMode", "dynamic")
-        days = first if first == last else f"{first}..{last}"
-        with_commit_retries(lambda: writer.save(str(self.path(spec))), f"{spec.name}/{days}")
-        log.info("wrote %s %s=%s", spec.name, PARTITION_COLUMN, days)
+        with_commit_retries(lambda: writer.save(str(self.path(spec))), f"{spec.name}/{day}")
+        log.info("wrote %s %s=%s", spec.name, PARTITION_COLUMN, day)
 
     def overwrite_table(self, df: DataFrame, spec: TableSpec,
                         partition_by: str | None = None) -> None:

@@ -34,8 +34,8 @@ def naive_user_profiles(raw: DataFrame, day: str, window: int) -> DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", default="demo")
-    parser.add_argument("--label-days", type=int, default=30, help="M")
-    parser.add_argument("--window", type=int, default=30, help="N")
+    parser.add_argument("--label-days", type=int_in(1, 365), default=30, help="M")
+    parser.add_argument("--window", type=int_in(1, 365), default=30, help="N")
     parser.add_argument("--jvm-days", type=int_in(1, 365), default=10,
                         help="label days the JVM comparison runs (JVM Spark is the slow part)")
     args = parser.parse_args()

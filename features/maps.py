@@ -14,8 +14,8 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 
-def map_of(entries: Column, key: str, value: str) -> Column:
-    """A map from a list of structs (e.g. `collect_list(struct(...))`): field `key` to
-    field `value`."""
+def map_agg(key: str, value: str) -> Column:
+    """Aggregate: the map of column `key` to column `value` over the rows of each group."""
+    entries = F.collect_list(F.struct(key, value))
     return F.map_from_arrays(F.transform(entries, lambda e: e[key]),
                              F.transform(entries, lambda e: e[value]))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from features.maps import map_of
+from features.maps import map_agg
 from features.rules import BOUNCE_SECONDS, LONG_WATCH_SECONDS
 from features.tables import (
     ANCHORS,
@@ -52,8 +52,7 @@ def build_daily_user_stats(sessions: DataFrame, anchors: DataFrame, day: str) ->
     per_category = categorised.groupBy("user_id", "category").agg(
         F.sum("watch_seconds").alias("seconds"))
     category_seconds = per_category.groupBy("user_id").agg(
-        map_of(F.collect_list(F.struct("category", "seconds")), "category", "seconds")
-        .alias("category_seconds"))
+        map_agg("category", "seconds").alias("category_seconds"))
     totals = sessions.groupBy("user_id").agg(*_engagement())
     return totals.join(category_seconds, "user_id").withColumn("dt", F.lit(day))
 

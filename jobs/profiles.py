@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from features.days import window_before
-from features.maps import map_of
+from features.maps import map_agg
 from features.rules import DEFAULT_LAST_K, DEFAULT_WINDOW_DAYS
 from features.tables import (
     ANCHOR_PROFILES,
@@ -78,8 +78,7 @@ def build_user_profiles(
                     .groupBy("user_id", "category").agg(F.sum("seconds").alias("seconds")))
     shares = (per_category.join(sums.select("user_id", "watch_seconds"), "user_id")
               .withColumn("share", _ratio("seconds", "watch_seconds"))
-              .groupBy("user_id").agg(map_of(F.collect_list(F.struct("category", "share")),
-                                             "category", "share").alias("category_shares")))
+              .groupBy("user_id").agg(map_agg("category", "share").alias("category_shares")))
     latest = pairs.groupBy("user_id", "anchor_id").agg(F.max("last_start_time").alias("t"))
     recency = Window.partitionBy("user_id").orderBy(F.col("t").desc(), F.col("anchor_id"))
     last_anchors = (latest.withColumn("rank", F.row_number().over(recency))

@@ -1,10 +1,10 @@
-"""map_of builds the right map for every group, also when the groups span many batches."""
+"""map_agg builds the right map for every group, also when the groups span many batches."""
 
 from __future__ import annotations
 
 from pyspark.sql import functions as F
 
-from features.maps import map_of
+from features.maps import map_agg
 
 USERS = 40_000  # aggregate output of several batches: the slices that broke maps on Sail
 
@@ -19,13 +19,12 @@ def _entries(spark):
                                         .cast("string")).alias("key"), "value")
 
 
-def test_map_of_matches_the_grouped_rows(spark):
+def test_map_agg_matches_the_grouped_rows(spark):
     entries = _entries(spark)
     expected: dict[int, dict[str, float]] = {}
     for r in entries.collect():
         expected.setdefault(r["user"], {})[r["key"]] = r["value"]
-    built = entries.groupBy("user").agg(
-        map_of(F.collect_list(F.struct("key", "value")), "key", "value").alias("m"))
+    built = entries.groupBy("user").agg(map_agg("key", "value").alias("m"))
     got = {r["user"]: dict(r["m"]) for r in built.collect()}
     assert len(got) == USERS
     wrong = [u for u, m in got.items() if m != expected[u]]

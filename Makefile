@@ -1,13 +1,23 @@
 # The two set-up commands of the README, plus conveniences. Each installs what it needs.
-.PHONY: demo test bench lint
+.PHONY: demo test test-fast test-unit test-engine test-e2e bench lint
 
 demo:
 	bash infra/bootstrap.sh
 	bash infra/demo.sh
 
+# Every tier: what CI runs (.ci/run calls `make test`).
 test:
 	bash infra/bootstrap.sh
 	.venv/bin/python -m pytest -q
+
+# The inner loop: no Airflow scheduler, no JVM Spark, no multi-process runs.
+test-fast:
+	bash infra/bootstrap.sh
+	.venv/bin/python -m pytest -q --tier unit,engine
+
+test-unit test-engine test-e2e:
+	bash infra/bootstrap.sh
+	.venv/bin/python -m pytest -q --tier $(subst test-,,$@)
 
 bench:
 	bash infra/bootstrap.sh

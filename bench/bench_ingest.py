@@ -6,7 +6,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench.common import jvm_step_seconds, report, simulate, timed
+from bench.common import jvm_step_seconds, report, timed
+from jobs.simulator import make_landing, read_summary
 
 
 def main() -> None:
@@ -19,8 +20,8 @@ def main() -> None:
 
     day = "2026-06-01"
     with tempfile.TemporaryDirectory() as tmp:
-        landing = Path(tmp) / "landing"
-        lines = simulate(landing, day, 1, args.scale)["days"][day]["lines"]
+        landing = make_landing(Path(tmp), day, 1, args.scale, seed=11)
+        lines = read_summary(landing)["days"][day]["lines"]
         # Both engines: the first ingest of a fresh process, engine start-up excluded.
         lake = Lake(Path(tmp) / "sail", spark_session("sail"))
         sail = timed(lambda: ingest_day(lake, landing, day))

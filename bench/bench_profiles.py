@@ -10,11 +10,12 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from bench.common import jvm_step_seconds, report, simulate, timed
+from bench.common import jvm_step_seconds, report, timed
 from features.days import add_days, days_between, window_before
 from features.rules import BOUNCE_SECONDS
-from features.tables import TableSpec
 from jobs.cli import int_in
+from jobs.schemas import table_spec
+from jobs.simulator import make_landing
 
 
 def naive_user_profiles(raw: DataFrame, day: str, window: int) -> DataFrame:
@@ -47,8 +48,7 @@ def main() -> None:
     history = args.window + args.label_days - 1
     label_days = days_between(add_days(start, args.window), add_days(start, history))
     with tempfile.TemporaryDirectory() as tmp:
-        landing = Path(tmp) / "landing"
-        simulate(landing, start, history, args.scale)
+        landing = make_landing(Path(tmp), start, history, args.scale, seed=11)
         print(f"simulated {history} days ({args.scale} scale)", flush=True)
         lake = Lake(Path(tmp) / "lake", spark_session("sail"))
         for day in days_between(start, add_days(start, history - 1)):
@@ -68,8 +68,8 @@ def main() -> None:
         print(f"N={args.window}: {large:.2f} s", flush=True)
         raw = lake.read(ingest.RAW_WATCH_SESSIONS)
         scratch = Lake(Path(tmp) / "naive", lake.spark)
-        naive_spec = TableSpec("naive_user_profiles", "user window stats from raw sessions",
-                               naive_user_profiles(raw, label_days[0], args.window).schema)
+        naive_spec = table_spec("naive_user_profiles", "user window stats from raw sessions",
+                                naive_user_profiles(raw, label_days[0], args.window).schema)
         naive = timed(lambda: [scratch.write_partition(
             naive_user_profiles(raw, d, args.window), naive_spec, d) for d in label_days])
         print(f"naive: {naive:.2f} s", flush=True)

@@ -10,17 +10,16 @@ import itertools
 import json
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from bench.common import report, timed
 
 
-def pipeline_rate(data, batch_size: int, batches: int) -> float:
-    from training.inputs import make_dataset
+def pipeline_rate(data, columns: list[str], batch_size: int, batches: int) -> float:
+    from training.pipeline import make_dataset
 
-    dataset = make_dataset(data.train_files, data.columns, batch_size, seed=0,
-                           last_k=10, epochs=100)
+    dataset = make_dataset(data.files("train"), columns, batch_size, seed=0,
+                           id_list_width=10, epochs=100)
     iterator = iter(dataset)
     next(iterator)  # first batch: file open, graph building
     started = time.perf_counter()
@@ -37,32 +36,37 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=7)
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
+    from features.catalog import ANCHOR_PROFILES, LABELS, USER_PROFILES
+    from features.examples import TRAIN_EXAMPLES, VALIDATION_EXAMPLES
     from jobs import training_set
     from jobs.engine import spark_session
     from jobs.lake import Lake, lake_root
-    from training.train import prepare, train_run
+    from training.models.two_tower.config import TwoTowerConfig
+    from training.models.two_tower.trainable import prepare
+    from training.reader import TrainingSet
+    from training.train import train_run
 
     lake = Lake(lake_root(args.lake), spark_session("sail"))
     run_id = "bench"
     manifest = training_set.run(lake, args.end, args.days, args.window, run_id)
-    rows = manifest["counts"]["train"]["rows"]
+    rows = manifest.counts.train.rows
 
     # Write cost: the same examples written plainly and globally shuffled.
-    days = manifest["train_days"]
+    days = manifest.train_days
     examples = training_set.examples(
-        lake.read_days(training_set.LABELS, days[0], days[-1]),
-        lake.read_days(training_set.USER_PROFILES, days[0], days[-1]),
-        lake.read_days(training_set.ANCHOR_PROFILES, days[0], days[-1]),
-        manifest["vocabularies"]["category"])
-    plain_spec = replace(training_set.VALIDATION_EXAMPLES, name="training_sets/bench/plain")
-    shuffled_spec = replace(training_set.TRAIN_EXAMPLES, name="training_sets/bench/shuffled")
+        lake.read_days(LABELS, days[0], days[-1]),
+        lake.read_days(USER_PROFILES, days[0], days[-1]),
+        lake.read_days(ANCHOR_PROFILES, days[0], days[-1]),
+        manifest.vocabularies["category"])
+    plain_spec = VALIDATION_EXAMPLES.renamed("training_sets/bench/plain")
+    shuffled_spec = TRAIN_EXAMPLES.renamed("training_sets/bench/shuffled")
     plain = timed(lambda: lake.overwrite_table(examples, plain_spec))
     shuffled = timed(lambda: lake.overwrite_table(
         training_set.shuffle_globally(examples, 7, training_set.DEFAULT_SHARDS), shuffled_spec,
         partition_by="shard"))
 
-    data = prepare(lake.root, run_id, last_k=10)
-    feed = pipeline_rate(data, 1024, 200)
+    data = TrainingSet(lake.root, run_id)
+    feed = pipeline_rate(data, prepare(data, TwoTowerConfig()).columns, 1024, 200)
     with tempfile.TemporaryDirectory() as out:
         summary = train_run(lake.root, run_id, Path(out), max_steps=args.steps, log_every=50)
         history = json.loads((Path(out) / "history.json").read_text())

@@ -1,4 +1,4 @@
-"""Shared set-up of the benchmarks: simulated data, timers, JVM runs."""
+"""Shared set-up of the benchmarks: timers, JVM runs, reports (data: jobs.simulator)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
-from pathlib import Path
 
 
 def timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
-
-
-def simulate(landing: Path, start: str, days: int, scale: str, seed: int = 11) -> dict:
-    from jobs.simulate import SimParams
-    from jobs.simulate import simulate as run
-
-    return run(SimParams(start=date.fromisoformat(start), days=days, scale=scale, seed=seed),
-               landing, progress=None)
 
 
 def jvm_step_seconds(step: str, *args: str) -> float:

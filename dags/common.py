@@ -10,30 +10,28 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
-from datetime import date, datetime, timedelta
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import Asset, Param
 from airflow.sdk.exceptions import AirflowFailException
 
+from features.catalog import TABLES
+from features.days import DAY_PATTERN, parse_day
+from features.manifest import check_run_id
+from features.settings import ENVIRONMENT, Settings, load_settings
+
 if TYPE_CHECKING:
     from jobs.lake import Lake
 
 log = logging.getLogger(__name__)
 
-# The lake tables, by name (features/tables.py declares them; importing it here would load
-# pyspark at parse time, so tests check that the two lists agree).
-TABLES = (
-    "users", "anchors", "live_schedule", "raw_watch_sessions", "quarantine",
-    "daily_user_stats", "daily_anchor_stats", "daily_user_anchor",
-    "user_profiles", "anchor_profiles", "labels",
-)
+# The lake tables as Assets, from the engine-free catalog (cheap to import at parse time).
 ASSETS = {name: Asset(name=f"lake.{name}", uri=f"lake://{name}", group="lake")
           for name in TABLES}
-MODELS_ASSET = Asset(name="models.two_tower", uri="models://two_tower", group="models")
+MODELS_ASSET = Asset(name="models", uri="models://published", group="models")
 
 # Retried with exponential back-off: a crashed engine or a busy disk heals by itself. Errors
 # a retry cannot fix are raised through `fail_without_retry` instead.
@@ -45,32 +43,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "max_retry_delay": timedelta(minutes=10),
 }
 
-DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def env_int(name: str, default: int, low: int, high: int) -> int:
-    """Integer setting from the environment, checked against [low, high]."""
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"${name} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"${name}={value} is outside [{low}, {high}]")
-    return value
-
-
-def parse_day(text: str, what: str = "day") -> date:
-    """A `YYYY-MM-DD` calendar day; ValueError naming `what` otherwise."""
-    if not isinstance(text, str) or not re.match(DAY_PATTERN, text):
-        raise ValueError(f"{what} must be a day as YYYY-MM-DD, got {text!r}")
-    try:
-        return date.fromisoformat(text)
-    except ValueError as error:
-        raise ValueError(f"{what} is not a calendar day: {text!r} ({error})") from None
 
 
 def env_day(name: str, default: str | None) -> pendulum.DateTime | None:
@@ -88,9 +61,19 @@ def day_param(description: str) -> Param:
                  description=description)
 
 
-def root_param(env: str, default: str, what: str) -> Param:
+ROOT_PARAMS = ("lake_root", "landing_root", "models_root", "runs_root")
+
+
+def root_param(field: str, what: str) -> Param:
+    """A root folder param; empty means the environment variable, else the default."""
+    default = Settings.model_fields[field].default
     return Param(None, type=["null", "string"], minLength=1,
-                 description=f"{what} (default: ${env}, else {default})")
+                 description=f"{what} (default: ${ENVIRONMENT[field]}, else {default})")
+
+
+def env_setting(field: str) -> Any:
+    """A setting from the environment at parse time (e.g. a param's default)."""
+    return getattr(load_settings(), field)
 
 
 def int_param(default: int, low: int, high: int, description: str) -> Param:
@@ -103,17 +86,10 @@ def spark_conn_param() -> Param:
                              "tasks run on that cluster, else on the embedded engine")
 
 
-def resolve_root(value: str | None, env: str, default: str) -> Path:
-    """A root folder: the param, else the environment variable, else the default."""
-    return Path(value or os.environ.get(env) or default).expanduser().resolve()
-
-
-def models_root(params: Mapping[str, Any]) -> Path:
-    return resolve_root(params.get("models_root"), "MODELS_ROOT", "./models")
-
-
-def runs_root(params: Mapping[str, Any]) -> Path:
-    return resolve_root(params.get("runs_root"), "TRAINING_RUNS_ROOT", "./training_runs")
+def run_settings(params: Mapping[str, Any]) -> Settings:
+    """The run's settings: its params over the environment over the defaults (one rule for
+    every task, the same as the command-line jobs follow)."""
+    return load_settings(**{key: params.get(key) for key in ROOT_PARAMS})
 
 
 def run_day(context: Mapping[str, Any]) -> str:
@@ -163,24 +139,28 @@ def open_lake(params: Mapping[str, Any]) -> Lake:
     """The lake of the run's params on its engine: the Spark Connect cluster of the
     configured connection, else embedded Sail (or $SPARK_REMOTE, as for the CLI jobs)."""
     from jobs.engine import spark_session
-    from jobs.lake import Lake, lake_root
+    from jobs.lake import Lake
 
     remote = spark_remote(params.get("spark_conn_id"))
     log.info("engine: %s", f"Spark Connect {remote}" if remote else "default (embedded)")
-    return Lake(lake_root(params.get("lake_root")), spark_session(remote=remote))
+    return Lake(run_settings(params).lake_root, spark_session(remote=remote))
 
 
 def training_request(params: Mapping[str, Any], logical_date: datetime | None,
-                     airflow_run_id: str) -> dict[str, Any]:
+                     airflow_run_id: str, labelled_days: Sequence[str] = ()
+                     ) -> dict[str, Any]:
     """The validated facts of one training run, from its params and its Airflow run.
 
-    The end day is the `end` param, else the day before the logical date (the last day
-    whose features are complete when the daily schedule fires). The run id names the
+    The end day is the `end` param, else the newest day of the labels asset events that
+    triggered the run (data-aware schedule), else the day before the logical date (the last
+    day whose features are complete when the daily schedule fires). The run id names the
     training set, the run folder and the published manifest, so a retry of the same
     Airflow run reuses them and publication stays a no-op.
     """
     if params.get("end"):
         end = parse_day(params["end"], "param 'end'")
+    elif labelled_days:
+        end = parse_day(max(labelled_days), "triggering labels day")
     elif logical_date is not None:
         end = pendulum.instance(logical_date).in_timezone("UTC").date() - timedelta(days=1)
     else:
@@ -192,8 +172,9 @@ def training_request(params: Mapping[str, Any], logical_date: datetime | None,
                          f"got {holdout}")
     label_days = [(end - timedelta(days=i)).isoformat() for i in reversed(range(days))]
     window = int(params["window"])
-    run_id = f"{end.isoformat()}_M{days}_N{window}__{safe_name(airflow_run_id)}"[:200]
+    run_id = check_run_id(
+        f"{end.isoformat()}_M{days}_N{window}__{safe_name(airflow_run_id)}"[:200])
     return {"end": end.isoformat(), "days": days, "window": window, "holdout_days": holdout,
             "label_days": label_days, "workers": int(params["workers"]),
-            "epochs": params.get("epochs"), "run_id": run_id,
-            "run_dir": str(runs_root(params) / run_id)}
+            "epochs": params.get("epochs"), "model": params.get("model") or "two_tower",
+            "run_id": run_id, "run_dir": str(run_settings(params).runs_root / run_id)}

@@ -29,18 +29,19 @@ from dags.common import (
     ASSETS,
     DEFAULT_ARGS,
     env_day,
-    env_int,
+    env_setting,
     fail_without_retry,
     int_param,
     open_lake,
     root_param,
     run_day,
+    run_settings,
     spark_conn_param,
 )
 
 log = logging.getLogger(__name__)
 
-WINDOW_DAYS = env_int("FEATURE_WINDOW_DAYS", 7, 1, 365)
+WINDOW_DAYS = env_setting("window_days")
 INGESTED = [ASSETS[t] for t in ("users", "anchors", "live_schedule", "raw_watch_sessions",
                                 "quarantine")]
 DAILY = [ASSETS[t] for t in ("daily_user_stats", "daily_anchor_stats", "daily_user_anchor")]
@@ -65,8 +66,8 @@ def _mark(outlets: list, *days: str) -> None:
     max_active_runs=4,
     default_args=DEFAULT_ARGS,
     params={
-        "lake_root": root_param("LAKE_ROOT", "./lake", "lake root folder"),
-        "landing_root": root_param("LANDING_ROOT", "./landing", "landing root folder"),
+        "lake_root": root_param("lake_root", "lake root folder"),
+        "landing_root": root_param("landing_root", "landing root folder"),
         "window_days": int_param(WINDOW_DAYS, 1, 365, "N: days of daily stats per profile"),
         "max_quarantine_rate": Param(0.05, type="number", minimum=0, maximum=1,
                                      description="largest share of the day's session lines "
@@ -80,22 +81,19 @@ def features_daily():
     @task(retries=0)
     def check_landing(params=None) -> None:
         """Fail naming every missing landing folder of D before any table is touched."""
-        from jobs.ingest import SOURCES, day_folder, landing_root
+        from jobs.ingest import require_landing
 
-        day, landing = run_day(get_current_context()), landing_root(params["landing_root"])
-        missing = [str(day_folder(landing, s, day)) for s in SOURCES
-                   if not day_folder(landing, s, day).is_dir()]
-        if missing:
-            raise AirflowFailException(f"landing data for {day} is missing: "
-                                       + ", ".join(missing))
+        day = run_day(get_current_context())
+        with fail_without_retry(FileNotFoundError):
+            require_landing(run_settings(params).landing_root, day)
 
     @task(outlets=INGESTED)
     def ingest(params=None) -> dict:
-        from jobs.ingest import ingest_day, landing_root
+        from jobs.ingest import ingest_day
 
         day = run_day(get_current_context())
         with fail_without_retry(*NOT_RETRYABLE):
-            summary = ingest_day(open_lake(params), landing_root(params["landing_root"]), day)
+            summary = ingest_day(open_lake(params), run_settings(params).landing_root, day)
         _mark(INGESTED, day)
         return summary
 
@@ -134,8 +132,8 @@ def features_daily():
     @task(retries=0)
     def data_checks(profile_days: list[str], params=None) -> dict:
         """Leakage audit of the profiles just built; quarantine rate of D under a threshold."""
+        from jobs.data_gate import quarantine_rates
         from jobs.leakage_audit import audit_day
-        from training.gates import quarantine_rates
 
         day = run_day(get_current_context())
         lake = open_lake(params)

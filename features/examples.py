@@ -2,21 +2,17 @@
 
 Profile columns become `user_<name>` / `anchor_<name>`; the user's category shares become a
 fixed-length vector over the category vocabulary. The trainer reads its feature groups
-from here too, so the Spark output and the model inputs cannot drift apart.
+from here too, so the Spark output and the model inputs cannot drift apart. Engine-free:
+`jobs.training_set` builds the Spark columns from these declarations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from pyspark.sql import Column
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
-
-from features.tables import ANCHOR_PROFILES, LABELS, USER_PROFILES, TableSpec
+from features.catalog import ANCHOR_PROFILES, LABELS, USER_PROFILES, VECTOR, TableSpec
 
 USER_KEYS, ANCHOR_KEYS = ("user_id", "dt"), ("anchor_id", "dt")
-_NOT_FEATURES = ("window_days", "window_days_present", "source_min_dt")
+NOT_FEATURES = ("window_days", "window_days_present", "source_min_dt")
+VECTOR_COLUMNS = {"category_shares": VECTOR}  # profile maps stored as vectors in examples
 
 USER_CATEGORICAL = ("gender", "age_bucket", "city", "device")
 ANCHOR_CATEGORICAL = ("category", "gender", "city")
@@ -38,59 +34,36 @@ ANCHOR_PREFERENCE_NUMERIC = (
 )
 
 
-def _profile_fields(spec: TableSpec, keys: Sequence[str]) -> list[T.StructField]:
-    return [f for f in spec.schema.fields if f.name not in keys and f.name not in _NOT_FEATURES]
+def profile_fields(spec: TableSpec, keys: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(column, type) of a profile table that become example features."""
+    return [(n, t) for n, t in spec.fields if n not in keys and n not in NOT_FEATURES]
 
 
-def user_feature_columns(categories: Sequence[str]) -> list[Column]:
-    """user_profiles columns renamed `user_*`; category shares as a vector over `categories`."""
-    out = [F.col(k) for k in USER_KEYS]
-    for field in _profile_fields(USER_PROFILES, USER_KEYS):
-        if field.name == "category_shares":
-            shares = [F.coalesce(F.col("category_shares").getItem(c), F.lit(0.0))
-                      for c in categories]
-            out.append(F.array(*shares).cast("array<double>").alias("user_category_shares"))
-        else:
-            out.append(F.col(field.name).alias(f"user_{field.name}"))
-    return out
+def prefixed_fields(spec: TableSpec, keys: tuple[str, ...], prefix: str
+                    ) -> tuple[tuple[str, str], ...]:
+    """Profile feature fields as example columns `<prefix>_<name>` (maps become vectors)."""
+    return tuple((f"{prefix}_{n}", VECTOR_COLUMNS.get(n, t))
+                 for n, t in profile_fields(spec, keys))
 
 
-def anchor_feature_columns() -> list[Column]:
-    return [F.col(k) for k in ANCHOR_KEYS] + [
-        F.col(f.name).alias(f"anchor_{f.name}") for f in _profile_fields(ANCHOR_PROFILES,
-                                                                          ANCHOR_KEYS)]
-
-
-def _prefixed(spec: TableSpec, keys: Sequence[str], prefix: str) -> list[T.StructField]:
-    fields = []
-    for f in _profile_fields(spec, keys):
-        dtype = T.ArrayType(T.DoubleType()) if f.name == "category_shares" else f.dataType
-        fields.append(T.StructField(f"{prefix}_{f.name}", dtype))
-    return fields
-
-
-_LABEL_FIELDS = [f for f in LABELS.schema.fields]
-_EXAMPLE_FIELDS = (_LABEL_FIELDS + _prefixed(USER_PROFILES, USER_KEYS, "user")
-                   + _prefixed(ANCHOR_PROFILES, ANCHOR_KEYS, "anchor"))
-SHUFFLE_COLUMNS = ("shuffle_key", "shard", "pos")
+USER_FEATURE_FIELDS = prefixed_fields(USER_PROFILES, USER_KEYS, "user")
+ANCHOR_FEATURE_FIELDS = prefixed_fields(ANCHOR_PROFILES, ANCHOR_KEYS, "anchor")
+EXAMPLE_FIELDS = LABELS.fields + USER_FEATURE_FIELDS + ANCHOR_FEATURE_FIELDS
+SHUFFLE_FIELDS = (("shuffle_key", "bigint"), ("shard", "int"), ("pos", "int"))
+SHUFFLE_COLUMNS = tuple(n for n, _ in SHUFFLE_FIELDS)
 
 TRAIN_EXAMPLES = TableSpec(
     "training_sets/<run>/train",
     "one row per labelled (user, anchor, dt) of the training days, in shuffled order",
-    T.StructType(_EXAMPLE_FIELDS + [T.StructField("shuffle_key", T.LongType()),
-                                    T.StructField("shard", T.IntegerType()),
-                                    T.StructField("pos", T.IntegerType())]),
-    partitioned=False,
+    EXAMPLE_FIELDS + SHUFFLE_FIELDS, partitioned=False,
 )
 VALIDATION_EXAMPLES = TableSpec(
     "training_sets/<run>/validation",
     "one row per labelled (user, anchor, dt) of the held-out days, never shuffled in",
-    T.StructType(_EXAMPLE_FIELDS), partitioned=False,
+    EXAMPLE_FIELDS, partitioned=False,
 )
 CANDIDATES = TableSpec(
     "training_sets/<run>/candidates",
     "one row per (anchor, dt) live on a held-out day: the anchors evaluation ranks",
-    T.StructType([T.StructField("anchor_id", T.LongType()), T.StructField("dt", T.StringType())]
-                 + _prefixed(ANCHOR_PROFILES, ANCHOR_KEYS, "anchor")),
-    partitioned=False,
+    (("anchor_id", "bigint"), ("dt", "string")) + ANCHOR_FEATURE_FIELDS, partitioned=False,
 )

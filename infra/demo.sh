@@ -38,18 +38,5 @@ bash infra/airflow.sh trigger training \
   "{\"end\": \"$END\", \"days\": $LABEL_DAYS, \"window\": $FEATURE_WINDOW_DAYS}"
 
 step "published"
-$PY - <<PYEOF
-import json
-from training.publish import latest_version
-root = "$MODELS_ROOT"
-version = latest_version(root)
-if version is None:
-    raise SystemExit("no published model version under " + root)
-manifest = json.load(open(f"{root}/user_tower/{version}/manifest.json"))
-metrics = manifest.get("metrics", {}).get("model", {})
-print(f"model version {version} under {root}/{{user_tower,anchor_tower}}/{version}")
-print("recall@50 %.3f  auc %.3f" % (metrics.get("recall@50", float("nan")),
-                                     metrics.get("auc", float("nan"))))
-print(f"report: {root}/user_tower/{version}/report.html")
-PYEOF
+$PY -m training.release --models "$MODELS_ROOT"
 echo "== done in $((SECONDS - t0))s"

@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from features.maps import map_agg
-from features.rules import BOUNCE_SECONDS, LONG_WATCH_SECONDS
-from features.tables import (
+from features.catalog import (
     ANCHORS,
     DAILY_ANCHOR_STATS,
     DAILY_USER_ANCHOR,
@@ -22,8 +20,13 @@ from features.tables import (
     LIVE_SCHEDULE,
     RAW_WATCH_SESSIONS,
 )
-from jobs.cli import iso_day, job_parser, run_job
+from features.days import day_arg
+from features.rules import BOUNCE_SECONDS, LONG_WATCH_SECONDS
+from jobs.cli import job_parser, rows_summary, run_job
 from jobs.lake import Lake
+from jobs.maps import map_agg
+
+OUTPUTS = (DAILY_USER_STATS, DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR)
 
 
 def _engagement(seconds: str = "watch_seconds", gift: str = "gift_value") -> list:
@@ -77,27 +80,27 @@ def build_daily_user_anchor(sessions: DataFrame, day: str) -> DataFrame:
     ).withColumn("dt", F.lit(day))
 
 
-def run(lake: Lake, day: str) -> None:
-    """Build and write the three daily tables of `day` from raw_watch_sessions."""
-    missing = lake.missing_days(RAW_WATCH_SESSIONS, [day]) + lake.missing_days(LIVE_SCHEDULE,
-                                                                               [day])
-    if missing:
-        raise FileNotFoundError(f"daily_stats {day}: no ingested data for {day} "
-                                f"(raw_watch_sessions / live_schedule); run jobs.ingest first")
+def run(lake: Lake, day: str) -> dict[str, int]:
+    """Build and write the three daily tables of `day` from raw_watch_sessions; returns the
+    rows written per table."""
+    lake.require_days((RAW_WATCH_SESSIONS, LIVE_SCHEDULE), [day],
+                      f"run jobs.ingest --date {day} first")
     sessions = lake.read_days(RAW_WATCH_SESSIONS, day, day)
     anchors = lake.read(ANCHORS).where(F.col("dt") <= day)
     live = lake.read_days(LIVE_SCHEDULE, day, day)
     lake.write_partition(build_daily_user_stats(sessions, anchors, day), DAILY_USER_STATS, day)
     lake.write_partition(build_daily_anchor_stats(sessions, live, day), DAILY_ANCHOR_STATS, day)
     lake.write_partition(build_daily_user_anchor(sessions, day), DAILY_USER_ANCHOR, day)
+    return {spec.name: lake.rows(spec, day) for spec in OUTPUTS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Build daily_user_stats, daily_anchor_stats and daily_user_anchor "
                         "for one day from raw_watch_sessions.")
-    parser.add_argument("--date", required=True, type=iso_day, help="the day, YYYY-MM-DD")
+    parser.add_argument("--date", required=True, type=day_arg, help="the day, YYYY-MM-DD")
     args = parser.parse_args(argv)
-    return run_job("daily_stats", args, lambda lake: run(lake, args.date))
+    return run_job("daily_stats", args, lambda lake, _: (
+        f"daily_stats {args.date}: {rows_summary(run(lake, args.date))}"))
 
 
 if __name__ == "__main__":

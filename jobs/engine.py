@@ -18,8 +18,34 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("sail", "connect", "jvm")
 
+# What the engines print besides our own logging, measured on one job:
+# - Sail logs from Rust (env_logger, filter $RUST_LOG, default info) straight to stderr,
+#   past Python logging, so its INFO lines showed even at --log-level ERROR; at exit it adds
+#   a WARN "aborting N task(s) for SessionManagerActor" (normal shutdown, not a problem).
+# - py4j (JVM engine) logs every command at DEBUG: 2,715 records, 9k lines, for one labels
+#   job at --log-level DEBUG; one INFO line at exit.
+# - JVM Spark logs through log4j (WARN by default) and draws a stage progress bar.
+# Below DEBUG the engines show warnings only; at DEBUG their INFO lines come back. $RUST_LOG,
+# when set, wins for Sail (e.g. RUST_LOG=debug for the engine's own debugging).
+PYTHON_ENGINE_LOGGERS = ("py4j", "pyspark")
+_RUST_LOG = {"INFO": "info", "WARNING": "warn,sail_common::actor=error"}
+_LOG4J = {"INFO": "INFO", "WARNING": "WARN"}
+_engine_level = "WARNING"
+
 _lock = threading.Lock()
 _sail_server = None  # one in-process Sail server per Python process, stopped at exit
+
+
+def quiet_engine_logs(level: str) -> str:
+    """Set the engines' log level for a job logging at `level`: WARNING, or INFO when the
+    job logs at DEBUG. Call before the first session starts (Sail reads $RUST_LOG then).
+    Returns the engines' level."""
+    global _engine_level
+    _engine_level = "INFO" if level.upper() == "DEBUG" else "WARNING"
+    for name in PYTHON_ENGINE_LOGGERS:
+        logging.getLogger(name).setLevel(_engine_level)
+    os.environ.setdefault("RUST_LOG", _RUST_LOG[_engine_level])
+    return _engine_level
 
 
 def resolve_engine(engine: str | None = None, remote: str | None = None) -> tuple[str, str | None]:
@@ -88,9 +114,11 @@ def spark_session(engine: str | None = None, remote: str | None = None) -> Spark
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
             .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.showConsoleProgress", "false")
         )
         with _classic_builder_env():
             spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel(_LOG4J[_engine_level])
     else:
         url = remote if engine == "connect" else _start_sail()
         builder = SparkSession.builder.remote(url).config("spark.sql.session.timeZone", "UTC")

@@ -15,7 +15,6 @@ run days in parallel).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +22,11 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from features.tables import ANCHORS, LIVE_SCHEDULE, QUARANTINE, RAW_WATCH_SESSIONS, USERS
+from features.catalog import ANCHORS, LIVE_SCHEDULE, QUARANTINE, RAW_WATCH_SESSIONS, USERS
+from features.days import day_arg
+from features.settings import Settings, load_settings
 from features.validation import MAX_WATCH_SECONDS, REQUIRED_SESSION_KEYS
-from jobs.cli import iso_day, job_parser, run_job
+from jobs.cli import job_parser, rows_summary, run_job
 from jobs.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,24 @@ DIMENSIONS = {  # landing source -> (table, id column, attribute columns)
 SOURCES = (SESSIONS_SOURCE, *DIMENSIONS)
 
 
-def landing_root(flag: str | None = None) -> Path:
-    """The landing zone: `--landing` flag, else `LANDING_ROOT`, else ./landing."""
-    return Path(flag or os.environ.get("LANDING_ROOT") or "./landing").expanduser().resolve()
+def landing_root(flag: str | Path | None = None) -> Path:
+    """The landing zone: `--landing` flag, else the settings ($LANDING_ROOT), else ./landing."""
+    return load_settings(landing_root=flag).landing_root.resolve()  # defaults: unresolved
 
 
 def day_folder(landing: Path, source: str, day: str) -> Path:
     return landing / source / f"dt={day}"
+
+
+def require_landing(landing: Path, day: str) -> None:
+    """Fail naming every missing landing folder of `day` (or a missing landing root)."""
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing root {landing} does not exist: check --landing or "
+                                f"$LANDING_ROOT")
+    missing = [str(day_folder(landing, s, day)) for s in SOURCES
+               if not day_folder(landing, s, day).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"landing data for {day} is missing: {', '.join(missing)}")
 
 
 def _first_reason(checks: Sequence[tuple[str, Column]]) -> Column:
@@ -176,10 +188,7 @@ def _known_ids(spark: SparkSession, landing: Path, source: str, day: str) -> Dat
 
 def ingest_day(lake: Lake, landing: Path, day: str) -> dict:
     """Ingest every source of `day`; returns counts per source: lines, accepted, rejects."""
-    missing = [str(day_folder(landing, s, day)) for s in SOURCES
-               if not day_folder(landing, s, day).is_dir()]
-    if missing:
-        raise FileNotFoundError(f"landing data for {day} is missing: {', '.join(missing)}")
+    require_landing(landing, day)
     spark = lake.spark
     rejects = []
     for source, (table, id_key, attributes) in DIMENSIONS.items():
@@ -222,14 +231,32 @@ def _reconcile(lake: Lake, landing: Path, day: str) -> dict:
     return summary
 
 
+def summary_line(summary: dict) -> str:
+    """`ingest D: raw_watch_sessions 2,101 rows (21 quarantined), users ..., quarantine N rows`."""
+    tables = {SESSIONS_SOURCE: RAW_WATCH_SESSIONS,
+              **{source: spec for source, (spec, _, _) in DIMENSIONS.items()}}
+    parts, quarantined = [], 0
+    for source, counts in summary["sources"].items():
+        rejects = sum(counts["quarantined"].values())
+        quarantined += rejects
+        parts.append(rows_summary({tables[source].name: counts["accepted"]})
+                     + (f" ({rejects:,} quarantined)" if rejects else ""))
+    parts.append(rows_summary({QUARANTINE.name: quarantined}))
+    return f"ingest {summary['day']}: {', '.join(parts)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Validate one day of landing files into raw_watch_sessions, the "
                         "dimension tables and quarantine.")
-    parser.add_argument("--date", required=True, type=iso_day, help="the day, YYYY-MM-DD")
+    parser.add_argument("--date", required=True, type=day_arg, help="the day, YYYY-MM-DD")
     parser.add_argument("--landing", help="landing root (default: $LANDING_ROOT or ./landing)")
     args = parser.parse_args(argv)
-    return run_job("ingest", args,
-                   lambda lake: ingest_day(lake, landing_root(args.landing), args.date))
+
+    def work(lake: Lake, settings: Settings) -> str:
+        landing = landing_root(args.landing) if args.landing else settings.landing_root.resolve()
+        return summary_line(ingest_day(lake, landing, args.date))
+
+    return run_job("ingest", args, work)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from features.catalog import ANCHORS, LABELS, RAW_WATCH_SESSIONS, USERS
+from features.days import day_arg
 from features.rules import LabelRule
-from features.tables import ANCHORS, LABELS, RAW_WATCH_SESSIONS, USERS
-from jobs.cli import iso_day, job_parser, run_job
+from jobs.cli import job_parser, rows_summary, run_job
 from jobs.lake import Lake
 
 
@@ -43,20 +44,20 @@ def build_labels(
             .withColumn("dt", F.lit(day)))
 
 
-def run(lake: Lake, day: str, rule: LabelRule | None = None) -> None:
-    if lake.missing_days(RAW_WATCH_SESSIONS, [day]):
-        raise FileNotFoundError(f"labels {day}: raw_watch_sessions has no partition {day}; "
-                                f"run jobs.ingest first")
+def run(lake: Lake, day: str, rule: LabelRule | None = None) -> dict[str, int]:
+    """Build and write the labels of `day`; returns the rows written."""
+    lake.require_days((RAW_WATCH_SESSIONS,), [day], f"run jobs.ingest --date {day} first")
     sessions = lake.read_days(RAW_WATCH_SESSIONS, day, day)
     users = lake.read(USERS).where(F.col("dt") <= day)
     anchors = lake.read(ANCHORS).where(F.col("dt") <= day)
     lake.write_partition(build_labels(sessions, users, anchors, day, rule or LabelRule()),
                          LABELS, day)
+    return {LABELS.name: lake.rows(LABELS, day)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Build the labels of one day from its watch sessions.")
-    parser.add_argument("--date", required=True, type=iso_day, help="label day, YYYY-MM-DD")
+    parser.add_argument("--date", required=True, type=day_arg, help="label day, YYYY-MM-DD")
     parser.add_argument("--positive-seconds", type=float, default=LabelRule.positive_seconds,
                         help="total watch >= this is a positive (default %(default)s)")
     parser.add_argument("--negative-seconds", type=float, default=LabelRule.negative_seconds,
@@ -66,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rule = LabelRule(args.positive_seconds, args.negative_seconds)
     except ValueError as error:
         parser.error(str(error))
-    return run_job("labels", args, lambda lake: run(lake, args.date, rule))
+    return run_job("labels", args, lambda lake, _: (
+        f"labels {args.date}: {rows_summary(run(lake, args.date, rule))}"))
 
 
 if __name__ == "__main__":

@@ -12,28 +12,41 @@ Every write goes through `Lake.write_partition` / `Lake.overwrite_table`, which
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from features.tables import PARTITION_COLUMN, TableSpec
+from features.catalog import ALL_TABLES, PARTITION_COLUMN, TableSpec
+from features.days import add_days
+from features.settings import load_settings
 from jobs.engine import table_format
+from jobs.schemas import spark_schema
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LAKE = "./lake"
 _CONFLICT_MARKERS = ("Failed to commit transaction", "ConcurrentAppend", "ConcurrentModification",
                      "ProtocolChanged", "MetadataChanged", "version already exists")
 
 
-def lake_root(flag: str | None = None) -> Path:
-    """The lake root: `--lake` flag, else `LAKE_ROOT`, else ./lake."""
-    return Path(flag or os.environ.get("LAKE_ROOT") or DEFAULT_LAKE).expanduser().resolve()
+def lake_root(flag: str | Path | None = None) -> Path:
+    """The lake root: `--lake` flag, else the settings (file, $LAKE_ROOT), else ./lake."""
+    return load_settings(lake_root=flag).lake_root.resolve()  # defaults come unresolved
+
+
+def day_ranges(days: Iterable[str]) -> str:
+    """Sorted days with runs of consecutive days written first..last, e.g.
+    `2026-01-01..2026-01-03, 2026-01-07`."""
+    runs: list[list[str]] = []
+    for day in sorted(set(days)):
+        if runs and add_days(runs[-1][-1], 1) == day:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(run[0] if len(run) == 1 else f"{run[0]}..{run[-1]}" for run in runs)
 
 
 def resolve_under(root: Path, relative: str) -> Path:
@@ -101,7 +114,7 @@ class Lake:
         if self.exists(spec):
             return
         empty = template.limit(0) if template is not None else self.spark.createDataFrame(
-            [], spec.schema)
+            [], spark_schema(spec))
         writer = empty.write.format(self.format).mode("ignore")
         if spec.partitioned:
             writer = writer.partitionBy(PARTITION_COLUMN)
@@ -117,7 +130,8 @@ class Lake:
         if missing or extra:
             raise ValueError(f"{spec.name}: output columns differ from the declared schema "
                              f"(missing {missing}, unexpected {extra})")
-        return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema])
+        return df.select([F.col(f.name).cast(f.dataType).alias(f.name)
+                          for f in spark_schema(spec)])
 
     def write_partition(self, df: DataFrame, spec: TableSpec, day: str) -> None:
         """Replace partition `dt = day` of `spec` with `df`; fail if a row belongs elsewhere."""
@@ -147,10 +161,11 @@ class Lake:
     def read(self, spec: TableSpec) -> DataFrame:
         """The whole table with its declared columns; a missing table is a clear error."""
         if not self.exists(spec):
-            raise FileNotFoundError(f"table {spec.name!r} does not exist at {self.path(spec)}")
+            raise FileNotFoundError(self.root_problem()
+                                    or f"table {spec.name!r} does not exist at {self.path(spec)}")
         reader = self.spark.read.format(self.format)
         if self.format != "delta":
-            reader = reader.schema(spec.schema)
+            reader = reader.schema(spark_schema(spec))
         return reader.load(str(self.path(spec))).select(*spec.columns)
 
     def read_days(self, spec: TableSpec, start: str, end: str) -> DataFrame:
@@ -173,3 +188,62 @@ class Lake:
     def missing_days(self, spec: TableSpec, days: Iterable[str]) -> list[str]:
         present = self.days(spec)
         return sorted(d for d in days if d not in present)
+
+    def rows(self, spec: TableSpec, day: str | None = None) -> int:
+        """Rows of the table, or of its partition `day`, from the Delta log's per-file
+        record counts (no data scan); a count query where the log has none (Parquet)."""
+        if not self.exists(spec):
+            return 0
+        if self.format == "delta":
+            import pyarrow as pa
+            from deltalake import DeltaTable
+
+            files = pa.table(DeltaTable(str(self.path(spec))).get_add_actions(flatten=True))
+            counts = files.column("num_records").to_pylist()
+            if day is not None:
+                in_day = files.column(f"partition.{PARTITION_COLUMN}").to_pylist()
+                counts = [n for n, d in zip(counts, in_day, strict=True) if d == day]
+            if None not in counts:
+                return sum(counts)
+        return (self.read(spec) if day is None else self.read_days(spec, day, day)).count()
+
+    def root_problem(self) -> str | None:
+        """Why the lake root cannot be the intended one (missing, or none of the catalog's
+        tables), else None: a mistyped root must not read as "some days are missing"."""
+        if not self.root.is_dir():
+            return f"lake root {self.root} does not exist: check --lake or $LAKE_ROOT"
+        if not any(self.exists(spec) for spec in ALL_TABLES):
+            return f"lake root {self.root} has no tables: check --lake or $LAKE_ROOT"
+        return None
+
+    def missing_input(self, missing: Mapping[str, Sequence[str]], hint: str
+                      ) -> FileNotFoundError:
+        """The one-line error for input partitions that are not there (table -> days);
+        tables missing the same days are named together."""
+        problem = self.root_problem()
+        if problem:
+            return FileNotFoundError(problem)
+        groups: dict[str, list[str]] = {}
+        for table, days in missing.items():
+            if days:
+                groups.setdefault(day_ranges(days), []).append(table)
+        named = "; ".join(f"{', '.join(tables)} for {days}" for days, tables in groups.items())
+        return FileNotFoundError(f"missing {named}: {hint}")
+
+    def missing_by_table(self, specs: Iterable[TableSpec], days: Iterable[str]
+                         ) -> dict[str, list[str]]:
+        """Table name -> the days of `days` it has no partition for (tables missing none
+        are left out)."""
+        days = list(days)
+        missing = {spec.name: self.missing_days(spec, days) for spec in specs}
+        return {name: found for name, found in missing.items() if found}
+
+    def require_days(self, specs: Iterable[TableSpec], days: Iterable[str], hint: str) -> None:
+        """Fail unless every table of `specs` has a partition for every day of `days`.
+
+        The FileNotFoundError names each missing table with its days and ends with `hint`
+        (what to run); a missing or empty lake root is reported as such instead.
+        """
+        missing = self.missing_by_table(specs, days)
+        if missing:
+            raise self.missing_input(missing, hint)

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from features.tables import ANCHOR_PROFILES, USER_PROFILES
-from jobs.cli import iso_day, job_parser, setup_logging
-from jobs.engine import spark_session
-from jobs.lake import Lake, lake_root
+from features.catalog import ANCHOR_PROFILES, USER_PROFILES
+from features.days import day_arg
+from jobs.cli import Outcome, job_parser, run_job
+from jobs.lake import Lake
 
 
 def audit_profile_rows(profiles: DataFrame, day: str) -> dict:
@@ -49,15 +49,28 @@ def audit_day(lake: Lake, day: str) -> dict:
     return report
 
 
+def summary_line(report: dict) -> str:
+    """`leakage_audit D: ok (user_profiles 120 rows, 0 leaked; anchor_profiles ...)`."""
+    tables = "; ".join(
+        f"{name} {t['rows']:,} rows, {t['rows_reading_day_or_later']:,} reading day or later,"
+        f" {t['rows_before_window']:,} before window" for name, t in report["tables"].items())
+    return f"leakage_audit {report['day']}: {'ok' if report['ok'] else 'FAILED'} ({tables})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Check that the profiles of a day were built only from earlier days.")
-    parser.add_argument("--date", required=True, type=iso_day, help="profile day, YYYY-MM-DD")
+    parser.add_argument("--date", required=True, type=day_arg, help="profile day, YYYY-MM-DD")
+    parser.add_argument("--json", action="store_true", help="print the whole report as JSON "
+                                                            "before the summary line")
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    lake = Lake(lake_root(args.lake), spark_session(args.engine, args.remote))
-    report = audit_day(lake, args.date)
-    print(json.dumps(report, indent=2))
-    return 0 if report["ok"] else 1
+
+    def work(lake: Lake, _settings) -> Outcome:
+        report = audit_day(lake, args.date)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        return Outcome(summary_line(report), 0 if report["ok"] else 1)
+
+    return run_job("leakage_audit", args, work)
 
 
 if __name__ == "__main__":

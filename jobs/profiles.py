@@ -16,10 +16,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from features.days import window_before
-from features.maps import map_agg
-from features.rules import DEFAULT_LAST_K, DEFAULT_WINDOW_DAYS
-from features.tables import (
+from features.catalog import (
     ANCHOR_PROFILES,
     ANCHORS,
     DAILY_ANCHOR_STATS,
@@ -28,8 +25,12 @@ from features.tables import (
     USER_PROFILES,
     USERS,
 )
-from jobs.cli import int_in, iso_day, job_parser, run_job
+from features.days import day_arg, window_before
+from features.rules import DEFAULT_LAST_K, DEFAULT_WINDOW_DAYS
+from features.settings import Settings
+from jobs.cli import int_in, job_parser, rows_summary, run_job
 from jobs.lake import Lake
+from jobs.maps import map_agg
 
 log = logging.getLogger(__name__)
 WINDOW_TABLES = (DAILY_USER_STATS, DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR)
@@ -143,24 +144,25 @@ def check_window(lake: Lake, day: str, window: int, allow_partial: bool) -> list
     """The window days that have data; fails naming missing days unless they precede all
     history and `allow_partial` is set."""
     days = window_before(day, window)
-    missing = sorted({d for spec in WINDOW_TABLES for d in lake.missing_days(spec, days)})
+    missing = lake.missing_by_table(WINDOW_TABLES, days)
     if not missing:
         return days
+    absent = {d for found in missing.values() for d in found}
     history = lake.days(DAILY_ANCHOR_STATS)
     start = min(history) if history else None
-    before_history = all(start is None or d < start for d in missing)
+    before_history = all(start is None or d < start for d in absent)
     if not (allow_partial and before_history):
-        hint = (" (use --allow-partial at the start of history)" if before_history else
-                " (a gap inside the history: run daily_stats for these days)")
-        raise FileNotFoundError(f"profiles {day} window {window}: daily stats missing for "
-                                f"{', '.join(missing)}{hint}")
-    log.warning("profiles %s: partial window, %d of %d days", day, window - len(missing), window)
-    return [d for d in days if d not in missing]
+        hint = ("the window starts before the history: use --allow-partial" if before_history
+                else "a gap inside the history: run jobs.daily_stats for these days")
+        raise lake.missing_input(missing, f"profiles {day} window {window}: {hint}")
+    log.warning("profiles %s: partial window, %d of %d days", day, window - len(absent), window)
+    return [d for d in days if d not in absent]
 
 
 def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = DEFAULT_LAST_K,
-        allow_partial: bool = False) -> None:
-    """Build and write user_profiles and anchor_profiles for `day`."""
+        allow_partial: bool = False) -> dict[str, int]:
+    """Build and write user_profiles and anchor_profiles for `day`; returns the rows written
+    per table."""
     present = check_window(lake, day, window, allow_partial)
     start, end = window_before(day, window)[0], window_before(day, window)[-1]
 
@@ -174,21 +176,31 @@ def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = D
                                     window, len(present))
     lake.write_partition(users, USER_PROFILES, day)
     lake.write_partition(anchors, ANCHOR_PROFILES, day)
+    return {spec.name: lake.rows(spec, day) for spec in (USER_PROFILES, ANCHOR_PROFILES)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Build user_profiles and anchor_profiles as of one day from the "
                         "daily stats of the N days before it (never the day itself).")
-    parser.add_argument("--date", required=True, type=iso_day, help="profile day D, YYYY-MM-DD")
-    parser.add_argument("--window", type=int_in(1, 365), default=DEFAULT_WINDOW_DAYS,
-                        help=f"N, days before D to aggregate (default {DEFAULT_WINDOW_DAYS})")
-    parser.add_argument("--last-k", type=int_in(1, 200), default=DEFAULT_LAST_K,
-                        help=f"K, recent anchors kept per user (default {DEFAULT_LAST_K})")
+    parser.add_argument("--date", required=True, type=day_arg, help="profile day D, YYYY-MM-DD")
+    parser.add_argument("--window", type=int_in(1, 365),
+                        help="N, days before D to aggregate (default: the settings' "
+                             "window_days, $FEATURE_WINDOW_DAYS, else "
+                             f"{DEFAULT_WINDOW_DAYS})")
+    parser.add_argument("--last-k", type=int_in(1, 200),
+                        help="K, recent anchors kept per user (default: the settings' "
+                             f"last_k, $FEATURE_LAST_K, else {DEFAULT_LAST_K})")
     parser.add_argument("--allow-partial", action="store_true",
                         help="accept a window cut short by the start of history")
     args = parser.parse_args(argv)
-    return run_job("profiles", args, lambda lake: run(lake, args.date, args.window,
-                                                      args.last_k, args.allow_partial))
+
+    def work(lake: Lake, settings: Settings) -> str:
+        window = args.window or settings.window_days
+        counts = run(lake, args.date, window, args.last_k or settings.last_k,
+                     args.allow_partial)
+        return f"profiles {args.date} (window {window}): {rows_summary(counts)}"
+
+    return run_job("profiles", args, work)
 
 
 if __name__ == "__main__":

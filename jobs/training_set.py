@@ -14,27 +14,13 @@ manifest.json, written last (a run without a manifest is incomplete).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from features.days import add_days, days_between
-from features.examples import (
-    ANCHOR_CATEGORICAL,
-    CANDIDATES,
-    TRAIN_EXAMPLES,
-    USER_CATEGORICAL,
-    VALIDATION_EXAMPLES,
-    anchor_feature_columns,
-    user_feature_columns,
-)
-from features.tables import (
+from features.catalog import (
     ANCHOR_PROFILES,
     ANCHORS,
     LABELS,
@@ -43,7 +29,17 @@ from features.tables import (
     USERS,
     TableSpec,
 )
-from jobs.cli import int_in, iso_day, job_parser, run_job
+from features.days import add_days, day_arg, days_between
+from features.examples import (
+    ANCHOR_CATEGORICAL,
+    CANDIDATES,
+    TRAIN_EXAMPLES,
+    USER_CATEGORICAL,
+    VALIDATION_EXAMPLES,
+)
+from features.manifest import Counts, SplitCounts, Tables, TrainingSetManifest, run_folder
+from jobs.cli import int_in, job_parser, rows_summary, run_job
+from jobs.example_columns import anchor_feature_columns, user_feature_columns
 from jobs.lake import Lake
 
 DEFAULT_SHARDS = 8
@@ -82,17 +78,16 @@ def _vocabulary(df: DataFrame, column: str) -> list[str]:
 
 
 def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days: int = 1,
-        seed: int = 7, shards: int = DEFAULT_SHARDS) -> dict:
-    """Build the training set of `run_id`; returns its manifest."""
+        seed: int = 7, shards: int = DEFAULT_SHARDS) -> TrainingSetManifest:
+    """Build the training set of `run_id` and write its manifest last; returns it."""
+    base = run_folder(run_id)  # a safe folder name, checked before any work
     if not 1 <= holdout_days < days:
         raise ValueError(f"holdout days must be in [1, {days - 1}], got {holdout_days}")
     label_days = days_between(add_days(end, -(days - 1)), end)
     train_days, holdout = label_days[:-holdout_days], label_days[-holdout_days:]
-    missing = {spec.name: lake.missing_days(spec, label_days)
-               for spec in (LABELS, USER_PROFILES, ANCHOR_PROFILES)}
-    if any(missing.values()):
-        raise FileNotFoundError("training set needs every label day and its profiles; missing: "
-                                + "; ".join(f"{t} {', '.join(d)}" for t, d in missing.items() if d))
+    lake.require_days((LABELS, USER_PROFILES, ANCHOR_PROFILES), label_days,
+                      "a training set needs every label day and its profiles: run "
+                      "jobs.run_days (or jobs.profiles and jobs.labels) for these days")
     users = lake.read_days(USER_PROFILES, label_days[0], end)
     anchors = lake.read_days(ANCHOR_PROFILES, label_days[0], end)
     windows = {r[0] for r in users.select("window_days").distinct().collect()}
@@ -102,59 +97,54 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
     categories = _vocabulary(lake.read(ANCHORS), "category")
     rows = examples(lake.read_days(LABELS, label_days[0], end), users, anchors, categories)
 
-    base = f"training_sets/{run_id}"
-    train_spec = replace(TRAIN_EXAMPLES, name=f"{base}/train")
+    train_spec = TRAIN_EXAMPLES.renamed(f"{base}/train")
     train = rows.where(F.col("dt").isin(train_days))
     lake.overwrite_table(shuffle_globally(train, seed, shards), train_spec, partition_by="shard")
-    validation_spec = replace(VALIDATION_EXAMPLES, name=f"{base}/validation")
+    validation_spec = VALIDATION_EXAMPLES.renamed(f"{base}/validation")
     lake.overwrite_table(rows.where(F.col("dt").isin(holdout)).orderBy("dt", "user_id",
                                                                         "anchor_id"),
                          validation_spec)
     live = lake.read_days(LIVE_SCHEDULE, holdout[0], holdout[-1])
-    candidates_spec = replace(CANDIDATES, name=f"{base}/candidates")
+    candidates_spec = CANDIDATES.renamed(f"{base}/candidates")
     lake.overwrite_table(anchors.join(live, ["anchor_id", "dt"])
                          .select(*anchor_feature_columns()), candidates_spec)
 
-    def count(spec: TableSpec) -> dict:
+    def count(spec: TableSpec) -> SplitCounts:
         out = lake.read(spec).groupBy().agg(F.count(F.lit(1)).alias("rows"),
                                             F.avg("label").alias("positive_rate")).collect()[0]
-        return {"rows": out["rows"], "positive_rate": out["positive_rate"]}
+        return SplitCounts(rows=out["rows"], positive_rate=out["positive_rate"])
 
-    manifest = {
-        "run_id": run_id, "end": end, "days": days, "window": window, "seed": seed,
-        "shards": shards, "train_days": train_days, "holdout_days": holdout,
-        "tables": {"train": train_spec.name, "validation": validation_spec.name,
-                   "candidates": candidates_spec.name},
-        "format": lake.format,
-        "counts": {"train": count(train_spec), "validation": count(validation_spec),
-                   "candidates": lake.read(candidates_spec).count()},
-        "source_versions": {spec.name: _table_version(lake, spec)
-                            for spec in (LABELS, USER_PROFILES, ANCHOR_PROFILES, ANCHORS,
-                                         USERS, LIVE_SCHEDULE)},
-        "vocabularies": {
+    manifest = TrainingSetManifest(
+        run_id=run_id, end=end, days=days, window=window, seed=seed, shards=shards,
+        train_days=train_days, holdout_days=holdout,
+        tables=Tables(train=train_spec.name, validation=validation_spec.name,
+                      candidates=candidates_spec.name),
+        format=lake.format,
+        counts=Counts(train=count(train_spec), validation=count(validation_spec),
+                      candidates=lake.rows(candidates_spec)),
+        source_versions={spec.name: _table_version(lake, spec)
+                         for spec in (LABELS, USER_PROFILES, ANCHOR_PROFILES, ANCHORS, USERS,
+                                      LIVE_SCHEDULE)},
+        vocabularies={
             "category": categories,
             **{f"user_{c}": _vocabulary(lake.read(USERS), c) for c in USER_CATEGORICAL},
             **{f"anchor_{c}": _vocabulary(lake.read(ANCHORS), c) for c in ANCHOR_CATEGORICAL},
         },
-    }
-    path = lake.path(base) / "manifest.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, path)  # readers see a run only once its manifest exists
+    )
+    manifest.save(lake.root)  # atomic, and last: readers see a run only once it exists
     return manifest
 
 
-def load_manifest(lake_dir: Path | str, run_id: str) -> dict:
-    """The manifest of a complete training set run; a clear error when it is missing."""
-    path = Path(lake_dir) / "training_sets" / run_id / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"training set {run_id!r} is missing or incomplete: no {path}")
-    return json.loads(path.read_text())
+def summary_line(manifest: TrainingSetManifest) -> str:
+    counts = manifest.counts
+    return (f"training_set {manifest.run_id}: " + rows_summary({
+        "train": counts.train.rows, "validation": counts.validation.rows,
+        "candidates": counts.candidates}) + f" (under {run_folder(manifest.run_id)})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Assemble a globally shuffled training set from M label days.")
-    parser.add_argument("--end", required=True, type=iso_day, help="last label day D")
+    parser.add_argument("--end", required=True, type=day_arg, help="last label day D")
     parser.add_argument("--days", type=int_in(2, 365), required=True, help="M label days")
     parser.add_argument("--window", type=int_in(1, 365), required=True,
                         help="N: the profile window the profiles must have been built with")
@@ -164,13 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shards", type=int_in(1, 4096), default=DEFAULT_SHARDS)
     args = parser.parse_args(argv)
     run_id = args.run_id or f"end-{args.end}_M-{args.days}_N-{args.window}"
-
-    def work(lake: Lake) -> dict:
-        manifest = run(lake, args.end, args.days, args.window, run_id, args.holdout_days,
-                       args.seed, args.shards)
-        return {k: manifest[k] for k in ("run_id", "counts", "tables")}
-
-    return run_job("training_set", args, work)
+    return run_job("training_set", args, lambda lake, _: summary_line(run(
+        lake, args.end, args.days, args.window, run_id, args.holdout_days, args.seed,
+        args.shards)))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,36 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+TIERS = ("e2e", "engine", "unit")  # highest first
+
+
+def pytest_addoption(parser):
+    parser.addoption("--tier", default=",".join(TIERS),
+                     help="comma-separated tiers to run: unit, engine, e2e (default: all)")
+
+
+def tier_of(item) -> str | None:
+    """The tier of a test: the highest of its markers (a module's marker is a default that a
+    test's own marker raises)."""
+    return next((t for t in TIERS if item.get_closest_marker(t)), None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test belongs to exactly one tier; `--tier` keeps the chosen ones."""
+    untiered = [item.nodeid for item in items if tier_of(item) is None]
+    if untiered:
+        raise pytest.UsageError("tests without a tier marker (unit, engine or e2e): "
+                                + ", ".join(untiered[:10]))
+    wanted = {t.strip() for t in config.getoption("--tier").split(",") if t.strip()}
+    unknown = wanted - set(TIERS)
+    if unknown:
+        raise pytest.UsageError(f"unknown tiers {sorted(unknown)}; choose from {TIERS}")
+    keep = [item for item in items if tier_of(item) in wanted]
+    dropped = [item for item in items if tier_of(item) not in wanted]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
 
 @pytest.fixture(scope="session")
 def spark():

@@ -1,62 +1,68 @@
-"""Training hyper-parameters: one frozen dataclass, defaults tuned on the simulator."""
+"""Settings of the training loop, shared by every model trained with `training.loop`.
+
+A model's own settings (sizes, losses, dropout) live in its package; `split_settings`
+sends each flat override to the loop or to the model, so a partial config file or a DAG
+param names fields without saying whose they are.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.checks import config_from
+
+Strategy = Literal["auto", "default", "mirrored", "multi_worker"]
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    batch_size: int = 1024  # global batch; each replica takes batch_size / replicas rows
-    epochs: int = 3
-    max_steps: int | None = None  # stop early (tests, smoke runs)
-    learning_rate: float = 2e-3
-    embedding_dim: int = 32
-    hidden_units: tuple[int, ...] = (128, 64)
-    user_dropout_rate: float = 0.5  # DropoutNet: drop the whole preference group per example
-    anchor_dropout_rate: float = 0.5
-    num_negatives: int = 64  # K rolled in-batch negatives per positive
-    margin: float = 0.1  # support-vector-guided softmax: pos' = pos - margin
-    t: float = 1.2  # hard negatives become t*neg + t - 1
-    gamma: float = 20.0  # logit scale
-    softmax_weight: float = 1.0
-    pairwise_weight: float = 0.2
-    pointwise_weight: float = 0.5
-    logq_correction: bool = True
-    # subtract logq_weight * log q: 1 = full correction (warm anchors win, cold ones sink),
-    # 0 = none (popular anchors sink); 0.5 measured best on the simulator
-    logq_weight: float = 0.5
-    remove_accidental_hits: bool = True
-    last_k: int = 10
-    strategy: str = "auto"
+class LoopConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(1024, ge=2)  # global batch; each replica takes its share
+    epochs: int = Field(3, ge=1, le=1000)
+    max_steps: int | None = Field(None, ge=1)  # stop early (tests, smoke runs)
+    learning_rate: float = Field(2e-3, gt=0, le=1)
+    strategy: Strategy = "auto"  # auto: mirrored when GPUs are visible, else one device
     seed: int = 7
-    log_every: int = 50
-    extra: dict = field(default_factory=dict)  # free-form notes recorded with the run
+    log_every: int = Field(50, ge=1)
 
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if self.batch_size < 2 or self.num_negatives < 1 or self.epochs < 1:
-            raise ValueError("batch_size >= 2, num_negatives >= 1 and epochs >= 1 are required")
 
-    def replace(self, **changes) -> TrainConfig:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
-        if "hidden_units" in changes:
-            changes["hidden_units"] = tuple(changes["hidden_units"])
-        return dataclasses.replace(self, **changes)
+def split_settings(overrides: Mapping[str, Any], model_class: type[BaseModel]
+                   ) -> tuple[LoopConfig, BaseModel]:
+    """(loop, model) settings from defaults plus flat `overrides`; an unknown name or a bad
+    value is a one-line ValueError."""
+    loop_fields, model_fields = set(LoopConfig.model_fields), set(model_class.model_fields)
+    unknown = sorted(set(overrides) - loop_fields - model_fields)
+    if unknown:
+        raise ValueError(f"unknown training settings {unknown}; known: "
+                         f"{sorted(loop_fields | model_fields)}")
+    loop = config_from(LoopConfig, {k: v for k, v in overrides.items() if k in loop_fields})
+    model = config_from(model_class, {k: v for k, v in overrides.items() if k in model_fields})
+    return loop, model
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2))
 
-    @classmethod
-    def load(cls, path: Path) -> TrainConfig:
+def read_settings_file(path: Path | str) -> dict[str, Any]:
+    """Flat settings from a JSON file (a partial file is fine: defaults fill the rest)."""
+    path = Path(path)
+    try:
         data = json.loads(path.read_text())
-        data["hidden_units"] = tuple(data["hidden_units"])
-        return cls(**data)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"training settings file {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"training settings file {path} must hold a JSON object")
+    # a saved run config nests {"model": name, "loop": {...}, "params": {...}}
+    if "loop" in data or "params" in data:
+        return {**data.get("loop", {}), **data.get("params", {})}
+    return data
+
+
+def save_settings(path: Path, model: str, loop: LoopConfig, params: BaseModel) -> None:
+    from features.files import atomic_write_json
+
+    atomic_write_json(path, {"model": model, "loop": loop.model_dump(),
+                             "params": params.model_dump()})

@@ -1,12 +1,14 @@
-"""Publish a blessed model: `<models_root>/<tower>/<version>/` for each tower (the layout TF
-Serving watches), integer versions from 1, each with manifest.json and report.html.
+"""Publish a blessed model: `<models_root>/<artifact>/<version>/` for each artifact the
+model lists (for the two-tower model, one SavedModel per tower: the layout TF Serving
+watches), integer versions from 1, each with manifest.json and report.html.
 
 A version appears atomically: every file is staged under a hidden folder of the models root
-(same file system), flushed to disk, then each tower folder is renamed into place, and a
-version counts only when every tower has it with its manifest (`latest_version`). A crash
-or kill mid-copy leaves only a hidden staging folder, which the next publication removes;
-a crash between the tower renames leaves one tower ahead, which the next publication
-withdraws. Version numbers are never reused. Publishing a run already published is a no-op.
+(same file system), flushed to disk, then each artifact folder is renamed into place, and a
+version counts only when every artifact its manifest lists has it with its manifest
+(`latest_version`). A crash or kill mid-copy leaves only a hidden staging folder, which the
+next publication removes; a crash between the renames leaves one artifact ahead, which the
+next publication withdraws. Version numbers are never reused. Publishing a run already
+published is a no-op.
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-TOWERS = ("anchor_tower", "user_tower")  # renamed in this order: anchors index first
 MANIFEST = "manifest.json"
 REPORT = "report.html"
 HIDDEN = "."  # staging and withdrawn folders start with a dot: ignored by TF Serving
-_MARK = f"{HIDDEN}last_version"  # the highest number a tower folder ever showed
+_MARK = f"{HIDDEN}last_version"  # the highest number ever shown
 
 
 @dataclass(frozen=True)
@@ -40,18 +41,43 @@ class Publication:
     paths: dict[str, Path]
 
 
-def _versions_of(tower_dir: Path) -> set[int]:
-    if not tower_dir.is_dir():
+def _versions_of(folder: Path) -> set[int]:
+    if not folder.is_dir():
         return set()
-    return {int(p.name) for p in tower_dir.iterdir() if p.name.isdigit() and p.is_dir()}
+    return {int(p.name) for p in folder.iterdir() if p.name.isdigit() and p.is_dir()}
+
+
+def artifact_folders(models_root: Path) -> list[Path]:
+    """The artifact folders of the models root (hidden staging folders excluded)."""
+    root = Path(models_root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(HIDDEN))
+
+
+def _listed_artifacts(models_root: Path, version: int) -> list[str] | None:
+    """The artifacts a version's manifest lists, from any artifact folder that has it."""
+    for folder in artifact_folders(models_root):
+        path = folder / str(version) / MANIFEST
+        if path.is_file():
+            try:
+                return list(json.loads(path.read_text())["artifacts"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
 
 
 def complete_versions(models_root: Path) -> list[int]:
-    """Versions every tower has, each with its manifest; staging folders never count."""
+    """Versions that every artifact listed in their manifest has, each with its manifest;
+    staging folders never count."""
     root = Path(models_root)
-    common = set.intersection(*(_versions_of(root / t) for t in TOWERS))
-    return sorted(v for v in common if all((root / t / str(v) / MANIFEST).is_file()
-                                           for t in TOWERS))
+    candidates = set().union(*(_versions_of(f) for f in artifact_folders(root)))
+    complete = []
+    for version in sorted(candidates):
+        listed = _listed_artifacts(root, version)
+        if listed and all((root / a / str(version) / MANIFEST).is_file() for a in listed):
+            complete.append(version)
+    return complete
 
 
 def latest_version(models_root: Path) -> int | None:
@@ -60,8 +86,12 @@ def latest_version(models_root: Path) -> int | None:
     return versions[-1] if versions else None
 
 
-def read_manifest(models_root: Path, version: int, tower: str = "user_tower") -> dict:
-    return json.loads((Path(models_root) / tower / str(version) / MANIFEST).read_text())
+def read_manifest(models_root: Path, version: int) -> dict:
+    """The manifest of a complete version."""
+    first = _listed_artifacts(models_root, version)
+    if not first:
+        raise FileNotFoundError(f"no complete version {version} under {models_root}")
+    return json.loads((Path(models_root) / first[0] / str(version) / MANIFEST).read_text())
 
 
 def find_run(models_root: Path, run_id: str) -> int | None:
@@ -72,19 +102,18 @@ def find_run(models_root: Path, run_id: str) -> int | None:
     return None
 
 
-@contextlib.contextmanager
-def champion_view(models_root: Path, version: int, into: Path) -> Iterator[Path]:
-    """A folder with user_tower/ and anchor_tower/ of a published version (symlinks), the
-    shape training.evaluate's `model_dir` takes."""
-    view = Path(into) / f"champion-v{version}"
+def version_view(models_root: Path, version: int, into: Path) -> Path:
+    """A folder laid out like the model's export, its artifacts symlinked to a published
+    version: what `Model.load` takes."""
+    view = Path(into) / f"version-{version}"
     view.mkdir(parents=True, exist_ok=True)
-    for tower in TOWERS:
-        link = view / tower
+    for artifact in read_manifest(models_root, version)["artifacts"]:
+        link = view / artifact
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to((Path(models_root) / tower / str(version)).resolve(),
+        link.symlink_to((Path(models_root) / artifact / str(version)).resolve(),
                         target_is_directory=True)
-    yield view
+    return view
 
 
 def code_version(repo: Path | None = None) -> str | None:
@@ -160,20 +189,20 @@ def _clean_up(models_root: Path) -> None:
         log.warning("removing staging folder of an interrupted publication: %s", stale)
         shutil.rmtree(stale, ignore_errors=True)
     complete = set(complete_versions(models_root))
-    incomplete = {t: sorted(_versions_of(models_root / t) - complete) for t in TOWERS}
+    incomplete = {f: sorted(_versions_of(f) - complete) for f in artifact_folders(models_root)}
     highest = max((v for vs in incomplete.values() for v in vs), default=0)
     if highest > _recorded(models_root):  # keep withdrawn numbers out of reuse
         _record_version(models_root, highest)
-    for tower, versions in incomplete.items():
+    for folder, versions in incomplete.items():
         for version in versions:
-            log.warning("withdrawing incomplete version %s/%s", tower, version)
-            _withdraw(models_root / tower / str(version))
+            log.warning("withdrawing incomplete version %s/%s", folder.name, version)
+            _withdraw(folder / str(version))
 
 
 def _next_version(models_root: Path) -> int:
-    """One above every number a tower folder holds or ever held: a withdrawn half-renamed
+    """One above every number an artifact folder holds or ever held: a withdrawn half-renamed
     version may have been loaded by TF Serving, so its number is never reused."""
-    used = set().union(*(_versions_of(models_root / t) for t in TOWERS))
+    used = set().union(*(_versions_of(f) for f in artifact_folders(models_root)))
     return max(max(used, default=0), _recorded(models_root)) + 1
 
 
@@ -188,16 +217,22 @@ def _record_version(models_root: Path, version: int) -> None:
     os.replace(tmp, models_root / _MARK)
 
 
-def publish(models_root: Path, export_dir: Path, run_id: str, manifest: Mapping[str, Any],
-            published_at: str, report_html: Path | None = None) -> Publication:
-    """Publish the towers of `export_dir` (user_tower/, anchor_tower/ SavedModels; also
-    anchor_embeddings.parquet beside the anchor tower) as the next version.
+def publish(models_root: Path, artifacts: Mapping[str, Path], run_id: str,
+            manifest: Mapping[str, Any], published_at: str,
+            report_html: Path | None = None) -> Publication:
+    """Publish each artifact folder (name -> folder, e.g. a model's `Model.artifacts`) as the
+    next version, renamed into place in the mapping's order.
 
     Args:
       manifest: run facts to record (source table versions, config, metrics, gate reports);
-        version, run_id, published_at and code_version are added here.
+        version, run_id, published_at, code_version and artifacts are added here.
       published_at: the publication time, recorded only (never used to pick data).
     """
+    if not artifacts:
+        raise ValueError("nothing to publish: the model listed no artifacts")
+    for name, source in artifacts.items():
+        if name.startswith(HIDDEN) or "/" in name or not Path(source).is_dir():
+            raise FileNotFoundError(f"artifact {name!r}: no folder to publish at {source}")
     root = Path(models_root)
     root.mkdir(parents=True, exist_ok=True)
     with _publish_lock(root):
@@ -206,35 +241,29 @@ def publish(models_root: Path, export_dir: Path, run_id: str, manifest: Mapping[
         if existing is not None:
             log.info("run %s is already published as version %d: nothing to do", run_id,
                      existing)
-            return Publication(existing, False, {t: root / t / str(existing) for t in TOWERS})
+            return Publication(existing, False, {a: root / a / str(existing) for a in artifacts})
         version = _next_version(root)
         full = {**manifest, "version": version, "run_id": run_id,
                 "published_at": published_at, "code_version": code_version(),
-                "towers": list(TOWERS)}
+                "artifacts": list(artifacts)}
         staging = root / f"{HIDDEN}staging-{version}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
-        for tower in TOWERS:
-            _stage_tower(export_dir, staging / tower, tower, full, report_html)
+        for name, source in artifacts.items():
+            _stage(Path(source), staging / name, full, report_html)
         _fsync_dir(staging)
         _record_version(root, version)  # from here on the number may become visible
-        for tower in TOWERS:  # each rename is atomic; the version counts once all are done
-            (root / tower).mkdir(exist_ok=True)
-            os.rename(staging / tower, root / tower / str(version))
-            _fsync_dir(root / tower)
+        for name in artifacts:  # each rename is atomic; the version counts once all are done
+            (root / name).mkdir(exist_ok=True)
+            os.rename(staging / name, root / name / str(version))
+            _fsync_dir(root / name)
         staging.rmdir()
         log.info("published run %s as version %d under %s", run_id, version, root)
-        return Publication(version, True, {t: root / t / str(version) for t in TOWERS})
+        return Publication(version, True, {a: root / a / str(version) for a in artifacts})
 
 
-def _stage_tower(export_dir: Path, target: Path, tower: str, manifest: Mapping[str, Any],
-                 report_html: Path | None) -> None:
-    source = Path(export_dir) / tower
-    if not (source / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"no SavedModel to publish at {source}")
+def _stage(source: Path, target: Path, manifest: Mapping[str, Any],
+           report_html: Path | None) -> None:
     _copy_tree(source, target)
-    if tower == "anchor_tower" and (Path(export_dir) / "anchor_embeddings.parquet").is_file():
-        _copy_file(Path(export_dir) / "anchor_embeddings.parquet",
-                   target / "anchor_embeddings.parquet")
     if report_html is not None:
         _copy_file(Path(report_html), target / REPORT)
     _write_file(target / MANIFEST, json.dumps(manifest, indent=2, default=str))  # last

@@ -1,33 +1,44 @@
 """An HTML page about one training run, written beside each published version.
 
-Plots (matplotlib on the Agg canvas, PNGs embedded as base64, so the page is one file):
-training loss, recall/NDCG@K against the baselines, warm/cold slices, the positive rate per
-label day and a few feature histograms from the training set; then the gate reports.
+The page is `templates/report.html.j2`, rendered by jinja2 with autoescape on: every fact,
+metric name and gate note is text, never markup. Plots are matplotlib PNGs (Agg canvas, no
+pyplot) embedded as base64, so the page is one file: training loss, recall/NDCG@K against
+the baselines, warm/cold slices, the positive rate per label day and a few feature
+histograms from the training set; then the gate reports.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
+import math
+import numbers
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import jinja2
 import numpy as np
+
+from features.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from training.reader import TrainingSet
 
 RANKING_METRICS = ("recall@10", "recall@50", "ndcg@10", "ndcg@50", "auc")
 SLICES = ("warm_user", "cold_user", "warm_anchor", "cold_anchor")
 FEATURES = ("user_sessions", "user_avg_watch_seconds", "anchor_sessions",
             "anchor_distinct_viewers")
-_CSS = """body{font-family:sans-serif;margin:2em;max-width:1100px}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;
-font-size:13px;text-align:left}.fail{background:#fdd}.skip{background:#eee}
-.pass{background:#dfd}img{max-width:100%}"""
+GATE_COLUMNS = ("name", "status", "value", "threshold", "note")
+MISSING = "–"
+TEMPLATE = "report.html.j2"
 
 
-def _figure(width: float = 7.0, height: float = 3.2):
+def _figure(width: float = 7.0, height: float = 3.2) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -36,13 +47,13 @@ def _figure(width: float = 7.0, height: float = 3.2):
     return figure
 
 
-def png_base64(figure: Any) -> str:
+def png_base64(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def loss_figure(history: Sequence[Mapping[str, Any]]):
+def loss_figure(history: Sequence[Mapping[str, Any]]) -> Figure:
     figure = _figure()
     ax = figure.add_subplot()
     steps = [h["step"] for h in history]
@@ -72,7 +83,7 @@ def _grouped_bars(ax: Any, groups: Sequence[str], series: Mapping[str, Mapping[s
     ax.legend(fontsize=8)
 
 
-def ranking_figure(metrics: Mapping[str, Any]):
+def ranking_figure(metrics: Mapping[str, Any]) -> Figure:
     figure = _figure()
     series = {"model": metrics.get("model", {}), **metrics.get("baselines", {})}
     _grouped_bars(figure.add_subplot(), RANKING_METRICS, series)
@@ -80,20 +91,25 @@ def ranking_figure(metrics: Mapping[str, Any]):
     return figure
 
 
-def slices_figure(metrics: Mapping[str, Any], metric: str = "recall@50"):
+def _slices(metrics: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Slice metrics of the model and of each baseline: scorer -> slice -> metric -> value."""
+    return {"model": metrics.get("slices", {}),
+            **{name: values.get("slices", {})
+               for name, values in metrics.get("baselines", {}).items()}}
+
+
+def slices_figure(metrics: Mapping[str, Any], metric: str = "recall@50") -> Figure:
     """`metric` of the model and of each baseline in the warm and cold slices."""
     figure = _figure()
-    scorers = {"model": metrics.get("slices", {}),
-               **{name: values.get("slices", {})
-                  for name, values in metrics.get("baselines", {}).items()}}
     series = {name: {s: slices.get(s, {}).get(metric) for s in SLICES}
-              for name, slices in scorers.items()}
+              for name, slices in _slices(metrics).items()}
     _grouped_bars(figure.add_subplot(), SLICES, series)
     figure.axes[0].set(title=f"{metric} by warm / cold slice")
     return figure
 
 
-def positive_rate_figure(days: np.ndarray, labels: np.ndarray, holdout: Sequence[str]):
+def positive_rate_figure(days: np.ndarray, labels: np.ndarray,
+                         holdout: Sequence[str]) -> Figure:
     figure = _figure()
     ax = figure.add_subplot()
     unique = sorted(set(days.tolist()))
@@ -108,7 +124,7 @@ def positive_rate_figure(days: np.ndarray, labels: np.ndarray, holdout: Sequence
     return figure
 
 
-def histograms_figure(columns: Mapping[str, np.ndarray]):
+def histograms_figure(columns: Mapping[str, np.ndarray]) -> Figure:
     names = [n for n in FEATURES if n in columns]
     figure = _figure(7.0, 2.2 * ((len(names) + 1) // 2))
     for i, name in enumerate(names):
@@ -119,106 +135,132 @@ def histograms_figure(columns: Mapping[str, np.ndarray]):
     return figure
 
 
-def load_examples(lake_root: Path, manifest: Mapping[str, Any],
-                  max_feature_rows: int = 50_000) -> dict[str, np.ndarray]:
+def read_examples(data: TrainingSet, max_feature_rows: int = 50_000) -> dict[str, np.ndarray]:
     """dt and label of every example (train + validation), and the FEATURES columns of up to
     `max_feature_rows` training rows (the train table is shuffled: its head is a sample)."""
-    def read(name: str, columns: Sequence[str]):
-        path = Path(lake_root) / manifest["tables"][name]
-        if manifest.get("format", "delta") == "delta":
-            from deltalake import DeltaTable
-
-            return DeltaTable(str(path)).to_pyarrow_table(columns=list(columns))
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path, columns=list(columns))
-
-    parts = [read(n, ("dt", "label")) for n in ("train", "validation")]
-    out = {"dt": np.concatenate([p.column("dt").to_numpy(zero_copy_only=False)
-                                 for p in parts]),
-           "label": np.concatenate([p.column("label").to_numpy() for p in parts])}
-    features = read("train", FEATURES).slice(0, max_feature_rows)
-    out.update({n: features.column(n).to_numpy(zero_copy_only=False) for n in FEATURES})
+    parts = [data.read(split, ("dt", "label")) for split in ("train", "validation")]
+    out = {c: np.concatenate([p[c] for p in parts]) for c in ("dt", "label")}
+    out.update(data.read("train", FEATURES, limit=max_feature_rows))
     return out
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for row in rows:
-        css = html.escape(str(row.get("status", "")))
-        cells = "".join(f"<td>{html.escape(_short(row.get(c)))}</td>" for c in columns)
-        body.append(f"<tr class='{css}'>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+def _round(x: float) -> str:
+    """4 significant digits; whole numbers from 1000 up without an exponent."""
+    if math.isnan(x):
+        return MISSING
+    if x == 0 or math.isinf(x):
+        return "0" if x == 0 else str(x)  # "inf", "-inf"
+    if abs(x) >= 1e15:
+        return f"{x:.3e}"
+    return f"{x:.0f}" if abs(x) >= 999.95 else f"{x:.4g}"  # 999.95 would print as 1e+03
 
 
-def _short(value: Any, limit: int = 160) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+def _text(value: Any, nested: bool = False) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):  # counts stay exact
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return _round(float(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        text = ", ".join(f"{k}: {_text(v, True)}" for k, v in value.items())
+        return f"{{{text}}}" if nested else text
+    if isinstance(value, list | tuple | np.ndarray):
+        text = ", ".join(_text(v, True) for v in value)
+        return f"[{text}]" if nested else text
+    return str(value)
+
+
+def cell(value: Any, limit: int = 160) -> str:
+    """A table cell as plain text (the template escapes it): numbers to 4 significant digits,
+    integers exact, None and NaN as "–", mappings as "k: v, ...", long text cut."""
+    text = _text(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _image(figure: Any, alt: str) -> str:
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{png_base64(figure)}'>"
+@cache
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("training", "templates"), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.filters["cell"] = cell
+    return environment
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], known: Sequence[str]) -> list[str]:
+    """`known` first, then every other scalar key of the rows in first-seen order."""
+    columns = list(known)
+    for row in rows:
+        columns += [k for k, v in row.items() if k not in columns and not isinstance(v, Mapping)]
+    return columns
 
 
 def build_report(title: str, facts: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
                  metrics: Mapping[str, Any] | None, gates: Mapping[str, Mapping[str, Any]],
                  examples: Mapping[str, np.ndarray] | None,
-                 holdout_days: Sequence[str] = ()) -> str:
-    """The page as one HTML string; sections whose input is missing say so."""
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             _table([{"fact": k, "value": v} for k, v in facts.items()], ("fact", "value"))]
-    parts.append("<h2>Training loss</h2>")
-    parts.append(_image(loss_figure(history), "loss") if history else "<p>no history</p>")
-    parts.append("<h2>Ranking on the held-out day</h2>")
+                 holdout_days: Sequence[str] = (),
+                 training_set: Mapping[str, Any] | None = None) -> str:
+    """The page as one HTML string; sections whose input is missing say so.
+
+    `facts` is the table at the top; `training_set` the facts of the training set's manifest.
+    """
+    page: dict[str, Any] = {
+        "title": title, "facts": facts, "training_set": training_set, "gates": gates,
+        "loss": png_base64(loss_figure(history)) if history else None,
+        "metrics": None, "labels": None, "features": None}
     if metrics:
-        parts.append(_image(ranking_figure(metrics), "ranking"))
-        rows = [{"scorer": name, **values} for name, values in
-                {"model": metrics.get("model", {}), **metrics.get("baselines", {})}.items()]
-        parts.append(_table(rows, ("scorer", *RANKING_METRICS)))
-        parts.append("<h2>Warm and cold slices</h2>" + _image(slices_figure(metrics), "slices"))
-        rows = [{"slice": s, **metrics.get("slices", {}).get(s, {})} for s in SLICES]
-        parts.append(_table(rows, ("slice", "users", *RANKING_METRICS[:-1])))
-    else:
-        parts.append("<p>no metrics</p>")
+        scorers = [{"scorer": name, **values} for name, values in
+                   {"model": metrics.get("model", {}), **metrics.get("baselines", {})}.items()]
+        slices = [{"slice": s, **metrics.get("slices", {}).get(s, {})} for s in SLICES]
+        has_slices = any(_slices(metrics).values())
+        page["metrics"] = {
+            "ranking": png_base64(ranking_figure(metrics)),
+            "scorers": scorers, "scorer_columns": _columns(scorers, ("scorer", *RANKING_METRICS)),
+            "slices_plot": png_base64(slices_figure(metrics)) if has_slices else None,
+            "slices": slices,
+            "slice_columns": _columns(slices, ("slice", "users", *RANKING_METRICS[:-1]))}
     if examples is not None and len(examples.get("label", [])):
-        parts.append("<h2>Labels</h2>" + _image(positive_rate_figure(
-            examples["dt"], examples["label"], holdout_days), "labels"))
-        parts.append("<h2>Features (training sample)</h2>"
-                     + _image(histograms_figure(examples), "features"))
-    for name, report in gates.items():
-        verdict = "passed" if report.get("passed") else "FAILED"
-        parts.append(f"<h2>{html.escape(name)}: {verdict}</h2>")
-        parts.append(_table(report.get("checks", []),
-                            ("name", "status", "value", "threshold", "note")))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+        page["labels"] = png_base64(positive_rate_figure(
+            examples["dt"], examples["label"], holdout_days))
+    if examples is not None and any(len(examples.get(n, [])) for n in FEATURES):
+        page["features"] = png_base64(histograms_figure(examples))
+    return _environment().get_template(TEMPLATE).render(page, gate_columns=GATE_COLUMNS)
 
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_run_report(out: Path, lake_root: Path, manifest: Mapping[str, Any],
-                     model_dir: Path, metrics_path: Path,
-                     gate_paths: Mapping[str, Path]) -> Path:
+def training_set_facts(data: TrainingSet) -> dict[str, Any]:
+    """The manifest of the training set as (fact, value) pairs for the page."""
+    manifest = data.manifest
+    return {"run_id": manifest.run_id, "end": manifest.end, "label days (M)": manifest.days,
+            "window (N)": manifest.window, "train days": manifest.train_days,
+            "holdout days": manifest.holdout_days,
+            "train rows": manifest.counts.train.rows,
+            "validation rows": manifest.counts.validation.rows,
+            "candidates": manifest.counts.candidates,
+            "source table versions": manifest.source_versions}
+
+
+def write_run_report(out: Path, data: TrainingSet, model_dir: Path, metrics_path: Path,
+                     gate_paths: Mapping[str, Path],
+                     facts: Mapping[str, Any] | None = None) -> Path:
     """Gather a run's files (history.json, metrics.json, gate reports, training set) and
-    write the page to `out`."""
+    write the page to `out` atomically.
+
+    `facts` (model name and version, training time, code version, settings...) head the
+    page, followed by each gate's verdict; gates whose report file is absent are left out.
+    """
     gates = {name: _json(p) for name, p in gate_paths.items() if p.is_file()}
-    counts = manifest.get("counts", {})
-    facts = {"run_id": manifest.get("run_id"), "end": manifest.get("end"),
-             "label days (M)": manifest.get("days"), "window (N)": manifest.get("window"),
-             "train days": ", ".join(manifest.get("train_days", [])),
-             "holdout days": ", ".join(manifest.get("holdout_days", [])),
-             "train rows": counts.get("train", {}).get("rows"),
-             "validation rows": counts.get("validation", {}).get("rows"),
-             "candidates": counts.get("candidates"),
-             "source table versions": manifest.get("source_versions"),
-             **{f"{n}": "passed" if g.get("passed") else "FAILED" for n, g in gates.items()}}
-    page = build_report(f"Training run {manifest.get('run_id')}", facts,
+    top = {**(facts or {}),
+           **{name: "passed" if g.get("passed") else "FAILED" for name, g in gates.items()}}
+    page = build_report(f"Training run {data.run_id}", top,
                         _json(Path(model_dir) / "history.json") or [], _json(metrics_path),
-                        gates, load_examples(lake_root, manifest),
-                        manifest.get("holdout_days", []))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page)
-    return out
+                        gates, read_examples(data), data.manifest.holdout_days,
+                        training_set=training_set_facts(data))
+    return atomic_write_text(out, page)

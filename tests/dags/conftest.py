@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -46,12 +45,9 @@ def dagbag(airflow_db):
 
 def simulate_landing(root: Path, start: str, days: int, seed: int = 5) -> Path:
     """Tiny simulated landing files (~2k sessions a day)."""
-    from jobs.simulate import SimParams, simulate
+    from jobs.simulator import make_landing
 
-    landing = root / "landing"
-    simulate(SimParams(start=date.fromisoformat(start), days=days, scale="tiny", seed=seed),
-             landing, progress=None)
-    return landing
+    return make_landing(root, start, days, seed=seed)
 
 
 def run_dag(dag, day: str | None, conf: dict):

@@ -13,6 +13,8 @@ import pytest
 
 from tests.dags.conftest import REPO
 
+pytestmark = pytest.mark.unit
+
 FEATURE_EDGES = {  # task -> its upstream tasks
     "check_landing": set(), "ingest": {"check_landing"}, "daily_stats": {"ingest"},
     "profiles": {"daily_stats"}, "labels": {"profiles"}, "data_checks": {"profiles", "labels"},
@@ -64,7 +66,7 @@ def test_training_wiring(dagbag):
 
 def test_assets_cover_every_declared_table():
     from dags.common import ASSETS
-    from features.tables import ALL_TABLES
+    from features.catalog import ALL_TABLES
 
     assert set(ASSETS) == {t.name for t in ALL_TABLES}
 
@@ -75,6 +77,8 @@ def test_assets_cover_every_declared_table():
     ("training", {"days": 1}, "less than the minimum"),
     ("training", {"workers": 0}, "less than the minimum"),
     ("training", {"train_overrides": "fast"}, "not of type 'object'"),
+    ("training", {"model": "Two Tower"}, "does not match"),
+    ("training", {"force_publish": "yes"}, "too short"),
     ("features_daily", {"window_days": 0}, "less than the minimum"),
     ("features_daily", {"max_quarantine_rate": 2}, "greater than the maximum"),
 ])
@@ -94,6 +98,31 @@ def test_default_params_are_valid(dagbag):
 
 BASE = {"days": 7, "holdout_days": 1, "window": 7, "workers": 1, "epochs": None,
         "runs_root": "/tmp/runs"}
+
+
+def test_a_labels_triggered_run_ends_at_the_newest_labelled_day():
+    from dags.common import training_request
+
+    run = training_request({**BASE, "end": None}, None, "asset_triggered__x",
+                           ["2026-01-09", "2026-01-11", "2026-01-10"])
+    assert run["end"] == "2026-01-11" and run["model"] == "two_tower"
+    explicit = training_request({**BASE, "end": "2026-01-05"}, None, "m", ["2026-01-11"])
+    assert explicit["end"] == "2026-01-05"  # an explicit end wins
+
+
+def test_the_training_schedule_can_follow_the_labels_asset(monkeypatch):
+    import importlib
+
+    import dags.training_dag as module
+
+    monkeypatch.setenv("TRAINING_SCHEDULE", "labels")
+    try:
+        timetable = importlib.reload(module).TRAINING.timetable
+        assert type(timetable).__name__ == "AssetTriggeredTimetable"
+        assert [a.name for a in timetable.asset_condition.objects] == ["lake.labels"]
+    finally:
+        monkeypatch.delenv("TRAINING_SCHEDULE")
+        importlib.reload(module)
 
 
 def test_training_request_defaults_to_the_day_before_the_run():
@@ -132,6 +161,7 @@ def test_spark_connect_connection_gives_the_remote_url(monkeypatch):
         spark_remote("submit")
 
 
+@pytest.mark.engine
 def test_tasks_run_on_the_connected_spark_connect_server(tmp_path):
     """A fresh process (as a LocalExecutor task is) whose connection names a separate Spark
     Connect server writes its table through that server."""
@@ -146,9 +176,10 @@ import json, os
 os.environ["AIRFLOW_CONN_SPARK"] = json.dumps(
     {{"conn_type": "spark_connect", "host": "127.0.0.1", "port": {port}}})
 from dags.common import open_lake
-from features.tables import LIVE_SCHEDULE
+from features.catalog import LIVE_SCHEDULE
+from jobs.schemas import spark_schema
 lake = open_lake({{"lake_root": {str(tmp_path / 'lake')!r}, "spark_conn_id": "spark"}})
-rows = lake.spark.createDataFrame([(1, "2026-01-01")], LIVE_SCHEDULE.schema)
+rows = lake.spark.createDataFrame([(1, "2026-01-01")], spark_schema(LIVE_SCHEDULE))
 lake.write_partition(rows, LIVE_SCHEDULE, "2026-01-01")
 import jobs.engine
 print(lake.spark.client._builder.endpoint, jobs.engine._sail_server is None)

@@ -10,11 +10,15 @@ import os
 import socket
 import subprocess
 
+import pytest
+
+from features.catalog import ALL_TABLES
 from features.days import add_days, days_between
-from features.tables import ALL_TABLES
 from tests.dags.conftest import REPO, simulate_landing
 from tests.dags.test_features_daily import _rows, _same
 from tests.dags.test_training_dag import LENIENT, TINY
+
+pytestmark = pytest.mark.e2e
 
 START, DAYS, WINDOW = "2026-05-01", 4, 2
 

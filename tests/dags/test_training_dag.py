@@ -6,13 +6,14 @@ nothing, and version 1 stays the newest."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from features.days import add_days, days_between
 from tests.dags.conftest import run_dag, simulate_landing
+
+pytestmark = pytest.mark.engine
 
 START, DAYS, WINDOW = "2026-04-01", 6, 2
 END = add_days(START, DAYS - 1)
@@ -53,14 +54,11 @@ def _run_folder(lake: dict, run) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(dagbag, lake):
-    started = time.perf_counter()
-    run, states = run_dag(dagbag.dags["training"], None, _conf(lake))
-    print(f"training dag.test (tiny): {time.perf_counter() - started:.1f}s")
-    return run, states
+    return run_dag(dagbag.dags["training"], None, _conf(lake))
 
 
 def test_a_run_publishes_version_1(first_run, lake):
-    from jobs.training_set import load_manifest
+    from features.manifest import load_manifest
     from training.publish import latest_version, read_manifest
 
     run, states = first_run
@@ -69,13 +67,16 @@ def test_a_run_publishes_version_1(first_run, lake):
     assert latest_version(models) == 1
     manifest = read_manifest(models, 1)
     training_set = load_manifest(lake["root"] / "lake", manifest["run_id"])
-    assert manifest["source_versions"] == training_set["source_versions"]
+    assert manifest["source_versions"] == training_set.source_versions
+    assert manifest["model"] == "two_tower"
+    assert manifest["artifacts"] == ["anchor_tower", "user_tower"]
     assert manifest["metrics"]["eval_days"] == [END]
     assert manifest["gates"]["data_gate"]["passed"] and manifest["gates"]["model_gate"]["passed"]
     regression = [c for c in manifest["gates"]["model_gate"]["checks"]
                   if c["name"] == "non_regression"]
     assert regression[0]["status"] == "skip"  # no champion yet
-    assert manifest["training_config"]["max_steps"] == TINY["max_steps"]
+    assert manifest["training_config"]["loop"]["max_steps"] == TINY["max_steps"]
+    assert manifest["training_config"]["params"]["embedding_dim"] == TINY["embedding_dim"]
     assert manifest["published_at"] and manifest["airflow"]["run_id"] == run.run_id
     for tower in ("user_tower", "anchor_tower"):
         version = models / tower / "1"
@@ -104,13 +105,14 @@ def test_a_model_worse_than_the_champion_is_not_published(dagbag, lake, first_ru
 def test_leakage_fails_the_data_gate_before_any_training(dagbag, lake, first_run, spark):
     from pyspark.sql import functions as F
 
-    from features.tables import USER_PROFILES
+    from features.catalog import USER_PROFILES
     from jobs import profiles
+    from jobs.schemas import spark_schema
     from training.publish import latest_version
 
     day, store = add_days(END, -1), lake["lake"]
     rows = store.read_days(USER_PROFILES, day, day).withColumn("source_max_dt", F.lit(day))
-    leaked = spark.createDataFrame(rows.collect(), USER_PROFILES.schema)
+    leaked = spark.createDataFrame(rows.collect(), spark_schema(USER_PROFILES))
     store.write_partition(leaked, USER_PROFILES, day)  # every row "read" its own label day
     try:
         run, states = run_dag(dagbag.dags["training"], None, _conf(lake))

@@ -1,12 +1,18 @@
-"""Engine choice: embedded Sail by default, Connect by URL, clear errors otherwise."""
+"""Engine choice: embedded Sail by default, Connect by URL, clear errors otherwise; the
+engines' own logging kept quiet."""
 
 from __future__ import annotations
 
+import logging
+import os
+
 import pytest
 
-from jobs.engine import is_connect, resolve_engine, table_format
+from jobs.cli import setup_logging
+from jobs.engine import PYTHON_ENGINE_LOGGERS, is_connect, resolve_engine, table_format
 
 
+@pytest.mark.unit
 def test_default_is_embedded_sail(monkeypatch):
     monkeypatch.delenv("SPARK_REMOTE", raising=False)
     monkeypatch.delenv("PIPELINE_ENGINE", raising=False)
@@ -14,12 +20,14 @@ def test_default_is_embedded_sail(monkeypatch):
     assert resolve_engine() == ("sail", None)
 
 
+@pytest.mark.unit
 def test_remote_url_selects_spark_connect(monkeypatch):
     monkeypatch.setenv("SPARK_REMOTE", "sc://cluster:15002")
     assert resolve_engine() == ("connect", "sc://cluster:15002")
     assert resolve_engine(remote="sc://other:15002") == ("connect", "sc://other:15002")
 
 
+@pytest.mark.unit
 def test_bad_choices_are_clear_errors(monkeypatch):
     monkeypatch.delenv("SPARK_REMOTE", raising=False)
     with pytest.raises(ValueError, match="unknown engine"):
@@ -30,8 +38,26 @@ def test_bad_choices_are_clear_errors(monkeypatch):
         resolve_engine(remote="http://host:15002")
 
 
+@pytest.mark.engine
 def test_sail_session_writes_delta_in_utc(spark):
     assert is_connect(spark)
     assert table_format(spark) == "delta"
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.sql("SELECT 1 + 1 AS two").collect()[0]["two"] == 2
+
+
+@pytest.mark.unit
+def test_engine_logs_are_quiet_unless_debugging(monkeypatch):
+    monkeypatch.delenv("RUST_LOG", raising=False)
+    for name in PYTHON_ENGINE_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    setup_logging("INFO")
+    assert os.environ["RUST_LOG"].startswith("warn")  # Sail: warnings only
+    assert all(logging.getLogger(n).level == logging.WARNING for n in PYTHON_ENGINE_LOGGERS)
+    monkeypatch.delenv("RUST_LOG")
+    setup_logging("debug")
+    assert os.environ["RUST_LOG"] == "info"  # DEBUG brings the engines' INFO lines back
+    assert logging.getLogger("py4j").level == logging.INFO
+    monkeypatch.setenv("RUST_LOG", "sail=trace")
+    setup_logging("ERROR")
+    assert os.environ["RUST_LOG"] == "sail=trace"  # a user's filter wins

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from features.tables import ANCHORS, LIVE_SCHEDULE, QUARANTINE, RAW_WATCH_SESSIONS, USERS
+from features.catalog import ANCHORS, LIVE_SCHEDULE, QUARANTINE, RAW_WATCH_SESSIONS, USERS
 from features.validation import SESSION_REASONS
 from jobs import ingest
 from tests.conftest import run_on_jvm
@@ -79,6 +79,7 @@ def _table(lake, spec) -> list[tuple]:
     return sorted(tuple(r) for r in lake.read_days(spec, DAY, DAY).collect())
 
 
+@pytest.mark.engine
 def test_every_line_is_accepted_or_quarantined_with_its_reason(lake, tmp_path):
     landing = make_landing(tmp_path / "landing")
     summary = ingest.ingest_day(lake, landing, DAY)
@@ -101,6 +102,7 @@ def test_every_line_is_accepted_or_quarantined_with_its_reason(lake, tmp_path):
     assert lake.read_days(ANCHORS, DAY, DAY).count() == 1
 
 
+@pytest.mark.engine
 def test_rerun_gives_the_same_tables(lake, tmp_path):
     landing = make_landing(tmp_path / "landing")
     first = ingest.ingest_day(lake, landing, DAY)
@@ -111,6 +113,7 @@ def test_rerun_gives_the_same_tables(lake, tmp_path):
         assert _table(lake, spec) == tables[spec.name], spec.name
 
 
+@pytest.mark.engine
 def test_missing_day_names_the_path(lake, tmp_path, capsys):
     landing = make_landing(tmp_path / "landing")
     with pytest.raises(FileNotFoundError, match=r"watch_sessions/dt=2026-03-09"):
@@ -119,21 +122,41 @@ def test_missing_day_names_the_path(lake, tmp_path, capsys):
                         "--lake", str(lake.root), "--engine", "sail"])
     assert code == 2
     assert "dt=2026-03-09" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match=r"landing root .*lnading does not exist: "
+                                                r"check --landing or \$LANDING_ROOT"):
+        ingest.require_landing(tmp_path / "lnading", DAY)
 
 
-@pytest.mark.parametrize("argv", [["--date", "2026-13-01"], ["--date", "20260301"], []])
-def test_cli_rejects_bad_arguments(argv):
+@pytest.mark.engine
+def test_the_job_prints_what_it_wrote(lake, tmp_path, capsys):
+    landing = make_landing(tmp_path / "landing")
+    assert ingest.main(["--date", DAY, "--landing", str(landing), "--lake", str(lake.root),
+                        "--engine", "sail"]) == 0
+    sessions_bad = sum(map(len, BAD.values()))
+    # users: "x" is malformed and user 1 is repeated; every other source is clean
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"ingest {DAY}: raw_watch_sessions 3 rows ({sessions_bad} quarantined), users 2 rows "
+        f"(2 quarantined), anchors 1 row, live_schedule 2 rows, "
+        f"quarantine {sessions_bad + 2} rows")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("argv", [["--date", "2026-13-01"], ["--date", "20260301"], [],
+                                  ["--date", "2026-03-01", "--log-level", "LOUD"]])
+def test_cli_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         ingest.main(argv)
     assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_same_result_on_jvm_spark(lake, jvm_lake, tmp_path):
     """Parity: the ingestion transform gives identical tables on Sail and JVM Spark."""
     landing = make_landing(tmp_path / "landing")
     sail_summary = ingest.ingest_day(lake, landing, DAY)
     done = run_on_jvm("jobs.ingest", "--date", DAY, "--landing", str(landing),
                       "--lake", str(jvm_lake.root))
-    assert json.loads(done.stdout) == sail_summary
+    assert done.stdout.splitlines()[-1] == ingest.summary_line(sail_summary)
     for spec in (RAW_WATCH_SESSIONS, QUARANTINE, USERS, ANCHORS, LIVE_SCHEDULE):
         assert _table(jvm_lake, spec) == _table(lake, spec), spec.name

@@ -6,13 +6,15 @@ from datetime import datetime
 
 import pytest
 
+from features.catalog import ANCHORS, LABELS, RAW_WATCH_SESSIONS, USERS
 from features.rules import LabelRule
-from features.tables import ANCHORS, RAW_WATCH_SESSIONS, USERS
 from jobs import labels
+from jobs.schemas import spark_schema
 
 DAY = "2026-05-02"
 
 
+@pytest.mark.engine
 def test_thresholds_at_the_boundaries(spark):
     t = datetime(2026, 5, 2, 12)
     # (user, anchor, seconds): pair totals 2 -> 0, 3 -> dropped, 29 -> dropped, 30 -> 1;
@@ -21,13 +23,13 @@ def test_thresholds_at_the_boundaries(spark):
                (5, 10, 1.5), (6, 11, 0.0)]
     sessions = spark.createDataFrame(
         [(i, u, a, t, s, 0.0, DAY) for i, (u, a, s) in enumerate(watches)],
-        RAW_WATCH_SESSIONS.schema)
+        spark_schema(RAW_WATCH_SESSIONS))
     users = spark.createDataFrame(
         [(u, "2026-01-01", "F", "18-24", "c0", "ios", "2026-05-01") for u in range(1, 6)]
-        + [(6, DAY, "M", "18-24", "c0", "ios", DAY)], USERS.schema)
+        + [(6, DAY, "M", "18-24", "c0", "ios", DAY)], spark_schema(USERS))
     anchors = spark.createDataFrame(
         [(10, "2026-01-01", "music", "F", "c0", "2026-04-01"),
-         (11, DAY, "chat", "M", "c1", DAY)], ANCHORS.schema)
+         (11, DAY, "chat", "M", "c1", DAY)], spark_schema(ANCHORS))
     out = labels.build_labels(sessions, users, anchors, DAY, LabelRule())
     got = sorted((r.user_id, r.anchor_id, r.label, r.watch_seconds, r.is_new_user,
                   r.is_new_anchor) for r in out.collect())
@@ -38,6 +40,7 @@ def test_thresholds_at_the_boundaries(spark):
         (1, 0), (2, 0), (3, 1), (4, 1), (5, 0), (6, 0)]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("positive, negative", [(30, 30), (10, 20), (30, -1)])
 def test_inconsistent_thresholds_are_refused(positive, negative):
     with pytest.raises(ValueError):
@@ -47,7 +50,28 @@ def test_inconsistent_thresholds_are_refused(positive, negative):
                      "--negative-seconds", str(negative)])
 
 
-def test_missing_day_is_a_clear_error(lake):
+@pytest.mark.engine
+def test_missing_day_is_a_clear_error(lake, capsys):
     lake.create(RAW_WATCH_SESSIONS)
-    with pytest.raises(FileNotFoundError, match="no partition 2026-05-02"):
+    with pytest.raises(FileNotFoundError, match="missing raw_watch_sessions for 2026-05-02: "
+                                                "run jobs.ingest --date 2026-05-02 first"):
         labels.run(lake, DAY)
+    assert labels.main(["--date", DAY, "--lake", str(lake.root), "--engine", "sail"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "labels: missing raw_watch_sessions for 2026-05-02: run jobs.ingest --date "
+        "2026-05-02 first")
+
+
+@pytest.mark.engine
+def test_the_job_prints_the_rows_it_wrote(lake, capsys):
+    spark = lake.spark
+    t = datetime(2026, 5, 2, 12)
+    sessions = [(1, 1, 10, t, 45.0, 0.0, DAY), (2, 2, 10, t, 1.0, 0.0, DAY),
+                (3, 3, 10, t, 10.0, 0.0, DAY)]  # a positive, a negative, one dropped
+    lake.write_partition(spark.createDataFrame(sessions, spark_schema(RAW_WATCH_SESSIONS)),
+                         RAW_WATCH_SESSIONS, DAY)
+    for spec in (USERS, ANCHORS):
+        lake.create(spec)
+    assert labels.main(["--date", DAY, "--lake", str(lake.root), "--engine", "sail"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"labels {DAY}: labels 2 rows"
+    assert lake.rows(LABELS, DAY) == 2

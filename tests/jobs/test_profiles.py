@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.tables import ANCHOR_PROFILES, RAW_WATCH_SESSIONS, USER_PROFILES
+from features.catalog import ANCHOR_PROFILES, RAW_WATCH_SESSIONS, USER_PROFILES
 from jobs import daily_stats, leakage_audit, profiles
 from tests.jobs import tiny_lake
 from tests.jobs.tiny_lake import DAYS, NEW_ANCHOR, NEW_USER
+
+pytestmark = pytest.mark.engine
 
 D = DAYS[6]  # profile / label day; window N = 3 reads DAYS[3..5]
 N = 3
@@ -108,9 +110,14 @@ def test_missing_window_days_are_named_and_partial_windows_recorded(lake):
     tiny_lake.build(lake, seed=4)
     for d in DAYS[:5]:
         daily_stats.run(lake, d)
-    with pytest.raises(FileNotFoundError, match=f"missing for {DAYS[5]}"):
+    with pytest.raises(FileNotFoundError) as gap:
         profiles.run(lake, DAYS[6], window=3)  # a gap inside the history: always an error
-    with pytest.raises(FileNotFoundError, match="--allow-partial"):
+    assert str(gap.value) == (
+        f"missing daily_user_stats, daily_anchor_stats, daily_user_anchor for {DAYS[5]}: "
+        f"profiles {DAYS[6]} window 3: a gap inside the history: run jobs.daily_stats for "
+        f"these days")
+    with pytest.raises(FileNotFoundError, match="starts before the history: use "
+                                                "--allow-partial"):
         profiles.run(lake, DAYS[1], window=3)  # window starts before the history
     profiles.run(lake, DAYS[1], window=3, allow_partial=True)
     rows = lake.read_days(USER_PROFILES, DAYS[1], DAYS[1]).collect()
@@ -129,3 +136,25 @@ def test_audit_catches_a_leaked_row(lake):
     assert report["tables"]["user_profiles"]["rows_reading_day_or_later"] > 0
     assert report["tables"]["anchor_profiles"]["ok"]
     assert leakage_audit.main(["--date", D, "--lake", str(lake.root), "--engine", "sail"]) == 1
+
+
+def test_a_mistyped_lake_is_not_a_partial_window(tmp_path, capsys):
+    """With --allow-partial a missing lake used to read as an empty history."""
+    wrong = tmp_path / "no-such-lake"
+    for flags in ([], ["--allow-partial"]):
+        code = profiles.main(["--date", D, "--window", "3", "--lake", str(wrong),
+                              "--engine", "sail", *flags])
+        assert code == 2
+        assert capsys.readouterr().err.strip() == (
+            f"profiles: lake root {wrong} does not exist: check --lake or $LAKE_ROOT")
+
+
+def test_the_job_prints_the_rows_it_wrote(lake, capsys):
+    tiny_lake.build(lake, seed=7)
+    for d in DAYS[3:6]:
+        daily_stats.run(lake, d)
+    assert profiles.main(["--date", D, "--window", "3", "--last-k", "3", "--lake",
+                          str(lake.root), "--engine", "sail"]) == 0
+    # users 1..12 and anchors 101..106 exist from DAYS[0], the new ones from DAYS[5]
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"profiles {D} (window 3): user_profiles 13 rows, anchor_profiles 7 rows")

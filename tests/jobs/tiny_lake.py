@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from features.catalog import ANCHORS, LIVE_SCHEDULE, RAW_WATCH_SESSIONS, USERS
 from features.days import add_days, days_between
-from features.tables import ANCHORS, LIVE_SCHEDULE, RAW_WATCH_SESSIONS, USERS
 from jobs.lake import Lake
+from jobs.schemas import spark_schema
 
 START = "2026-04-01"
 DAYS = days_between(START, add_days(START, 7))  # 8 days
@@ -31,7 +32,7 @@ def sessions_for(day: str, seed: int, n: int = 40) -> list[tuple]:
 
 
 def write_sessions(lake: Lake, day: str, rows: list[tuple]) -> None:
-    lake.write_partition(lake.spark.createDataFrame(rows, RAW_WATCH_SESSIONS.schema),
+    lake.write_partition(lake.spark.createDataFrame(rows, spark_schema(RAW_WATCH_SESSIONS)),
                          RAW_WATCH_SESSIONS, day)
 
 
@@ -41,15 +42,18 @@ def build(lake: Lake, seed: int = 0) -> Lake:
     first, fifth = DAYS[0], DAYS[5]
     users = [(u, "2025-12-01", "FM"[u % 2], "18-24", f"c{u % 3}", "ios", first)
              for u in range(1, 13)]
-    lake.write_partition(spark.createDataFrame(users, USERS.schema), USERS, first)
+    lake.write_partition(spark.createDataFrame(users, spark_schema(USERS)), USERS, first)
     lake.write_partition(spark.createDataFrame(
-        [(NEW_USER, fifth, "F", "25-34", "c1", "web", fifth)], USERS.schema), USERS, fifth)
+        [(NEW_USER, fifth, "F", "25-34", "c1", "web", fifth)], spark_schema(USERS)),
+        USERS, fifth)
     anchors = [(a, "2025-11-01", CATEGORIES[a % 3], "F", "c0", first) for a in range(101, 107)]
-    lake.write_partition(spark.createDataFrame(anchors, ANCHORS.schema), ANCHORS, first)
+    lake.write_partition(spark.createDataFrame(anchors, spark_schema(ANCHORS)), ANCHORS, first)
     lake.write_partition(spark.createDataFrame(
-        [(NEW_ANCHOR, fifth, "music", "M", "c2", fifth)], ANCHORS.schema), ANCHORS, fifth)
+        [(NEW_ANCHOR, fifth, "music", "M", "c2", fifth)], spark_schema(ANCHORS)),
+        ANCHORS, fifth)
     for day in DAYS:
         live = [(a, day) for a in range(101, 107)] + ([(NEW_ANCHOR, day)] if day >= fifth else [])
-        lake.write_partition(spark.createDataFrame(live, LIVE_SCHEDULE.schema), LIVE_SCHEDULE, day)
+        lake.write_partition(spark.createDataFrame(live, spark_schema(LIVE_SCHEDULE)),
+                             LIVE_SCHEDULE, day)
         write_sessions(lake, day, sessions_for(day, seed))
     return lake

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from features.days import add_days
@@ -17,13 +15,11 @@ RUN = "tiny"
 def tiny_training_set(tmp_path_factory, spark):
     from jobs.lake import Lake
     from jobs.run_days import run_days
-    from jobs.simulate import SimParams, simulate
+    from jobs.simulator import make_landing
     from jobs.training_set import run
 
     root = tmp_path_factory.mktemp("tiny")
-    landing = root / "landing"
-    simulate(SimParams(start=date.fromisoformat(START), days=DAYS, scale="tiny", seed=3),
-             landing, progress=None)
+    landing = make_landing(root, START, DAYS, seed=3)
     lake = Lake(root / "lake", spark)
     from features.days import days_between
 

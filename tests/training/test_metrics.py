@@ -9,6 +9,8 @@ import pytest
 
 from training.metrics import auc, ranking_metrics, top_k
 
+pytestmark = pytest.mark.unit
+
 
 def test_recall_and_ndcg_by_hand():
     # user 0 ranks candidates [2, 0, 1, 3]; positives {0, 3}

@@ -15,19 +15,27 @@ from pathlib import Path
 import pytest
 
 from training import publish as pub
+from training import release
+
+pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
+TOWERS = ("anchor_tower", "user_tower")  # the two-tower model's artifacts, in rename order
 
 
 def fake_export(root: Path, files_per_tower: int = 4) -> Path:
-    """An export folder shaped like training.export's (contents are not read here)."""
-    for tower in ("user_tower", "anchor_tower"):
+    """An export folder shaped like the two-tower model's (contents are not read here)."""
+    for tower in TOWERS:
         (root / tower / "variables").mkdir(parents=True)
         (root / tower / "saved_model.pb").write_bytes(os.urandom(64))
         for i in range(files_per_tower):
             (root / tower / "variables" / f"part-{i}").write_bytes(os.urandom(1024))
-    (root / "anchor_embeddings.parquet").write_bytes(b"PAR1")
+    (root / "anchor_tower" / "anchor_embeddings.parquet").write_bytes(b"PAR1")
     return root
+
+
+def artifacts(export: Path) -> dict[str, Path]:
+    return {t: export / t for t in TOWERS}
 
 
 @pytest.fixture()
@@ -43,12 +51,12 @@ def report(tmp_path):
 
 
 def _publish(models: Path, export: Path, run_id: str, report: Path | None = None):
-    return pub.publish(models, export, run_id, {"metrics": {"auc": 0.7}},
+    return pub.publish(models, artifacts(export), run_id, {"metrics": {"auc": 0.7}},
                        published_at="2026-01-08T04:00:00+00:00", report_html=report)
 
 
 def _visible(models: Path) -> dict[str, list[str]]:
-    return {t: sorted(p.name for p in (models / t).iterdir()) for t in pub.TOWERS
+    return {t: sorted(p.name for p in (models / t).iterdir()) for t in TOWERS
             if (models / t).is_dir()}
 
 
@@ -60,13 +68,14 @@ def test_versions_increase_from_1_with_manifest_and_report(tmp_path, export, rep
     assert (first.version, first.created, second.version) == (1, True, 2)
     assert pub.latest_version(models) == 2
     assert _visible(models) == {"anchor_tower": ["1", "2"], "user_tower": ["1", "2"]}
-    for tower in pub.TOWERS:
+    for tower in TOWERS:
         folder = models / tower / "2"
         manifest = json.loads((folder / "manifest.json").read_text())
         assert manifest["version"] == 2 and manifest["run_id"] == "run-b"
         assert manifest["published_at"] == "2026-01-08T04:00:00+00:00"
         assert manifest["metrics"] == {"auc": 0.7}
         assert manifest["code_version"]  # this checkout is a git repository
+        assert manifest["artifacts"] == list(TOWERS)
         assert (folder / "report.html").read_text() == "<html>report</html>"
         assert (folder / "saved_model.pb").read_bytes() == \
             (export / tower / "saved_model.pb").read_bytes()
@@ -122,7 +131,8 @@ def slow(src, dst):
     real(src, dst)
     time.sleep(0.01)
 pub._copy_file = slow
-pub.publish(Path({str(models)!r}), Path({str(tmp_path / 'big')!r}), "run-b", {{}}, "now")
+big = Path({str(tmp_path / 'big')!r})
+pub.publish(Path({str(models)!r}), {{t: big / t for t in {TOWERS!r}}}, "run-b", {{}}, "now")
 """
     child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
     try:
@@ -146,7 +156,7 @@ def test_half_renamed_or_manifest_less_versions_do_not_count(tmp_path, export):
     (models / "anchor_tower" / "2").mkdir()
     (models / "anchor_tower" / "2" / "manifest.json").write_text("{}")
     # a version folder without its manifest (copied in by hand, say)
-    for tower in pub.TOWERS:
+    for tower in TOWERS:
         (models / tower / "3").mkdir()
     assert pub.latest_version(models) == 1
     result = _publish(models, export, "run-b")
@@ -154,10 +164,40 @@ def test_half_renamed_or_manifest_less_versions_do_not_count(tmp_path, export):
     assert _visible(models) == {"anchor_tower": ["1", "4"], "user_tower": ["1", "4"]}
 
 
-def test_champion_view_points_at_the_published_towers(tmp_path, export):
+def test_a_version_view_points_at_the_published_artifacts(tmp_path, export):
     models = tmp_path / "models"
     _publish(models, export, "run-a")
-    with pub.champion_view(models, 1, tmp_path / "view") as view:
-        assert (view / "user_tower" / "saved_model.pb").read_bytes() == \
-            (models / "user_tower" / "1" / "saved_model.pb").read_bytes()
-        assert (view / "anchor_tower").resolve() == (models / "anchor_tower" / "1").resolve()
+    view = pub.version_view(models, 1, tmp_path / "view")
+    assert (view / "user_tower" / "saved_model.pb").read_bytes() == \
+        (models / "user_tower" / "1" / "saved_model.pb").read_bytes()
+    assert (view / "anchor_tower").resolve() == (models / "anchor_tower" / "1").resolve()
+    assert sorted(p.name for p in view.iterdir()) == sorted(TOWERS)
+
+
+def test_any_artifact_list_publishes_and_counts(tmp_path):
+    """Publication knows no towers: a model with one artifact folder publishes the same way."""
+    folder = tmp_path / "factors"
+    folder.mkdir()
+    (folder / "items.npy").write_bytes(b"x")
+    result = pub.publish(tmp_path / "models", {"als": folder}, "run-x", {}, "now")
+    assert result.version == 1 and pub.latest_version(tmp_path / "models") == 1
+    assert pub.read_manifest(tmp_path / "models", 1)["artifacts"] == ["als"]
+    with pytest.raises(FileNotFoundError, match="artifact 'missing'"):
+        pub.publish(tmp_path / "models", {"missing": tmp_path / "nope"}, "run-y", {}, "now")
+
+
+def test_a_run_whose_model_gate_failed_is_not_published(tmp_path, export, monkeypatch):
+    models = tmp_path / "models"
+    failed = {"gate": "model_gate", "passed": False, "failed": ["auc"]}
+    with pytest.raises(ValueError, match="model gate did not pass.*auc"):
+        release.publish_run(models, "two_tower", export, "run-a", {}, "now", None, failed)
+    with pytest.raises(ValueError, match="did not pass"):
+        release.publish_run(models, "two_tower", export, "run-a", {}, "now", None, None)
+    assert pub.latest_version(models) is None
+    forced = release.publish_run(models, "two_tower", export, "run-a", {}, "now", None,
+                                 failed, force_reason="hotfix approved by on-call")
+    assert forced.version == 1
+    assert pub.read_manifest(models, 1)["forced"] == "hotfix approved by on-call"
+    passed = {"gate": "model_gate", "passed": True, "failed": []}
+    assert release.publish_run(models, "two_tower", export, "run-b", {}, "now", None,
+                               passed).version == 2

@@ -1,4 +1,5 @@
-"""Training end to end on a tiny simulated lake: pipeline, loop, resume, workers, export."""
+"""Training end to end on a tiny simulated lake: reader, loop, resume, workers, export,
+evaluation through the scorer seam."""
 
 from __future__ import annotations
 
@@ -6,65 +7,118 @@ import json
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import tensorflow as tf
 
 from training import train
-from training.evaluate import evaluate_run
-from training.export import embed, load_serving
-from training.inputs import read_batches
+from training.evaluate import baseline_scorers, evaluate, evaluate_model
+from training.models import model
+from training.models.two_tower.export import EMBEDDINGS, embed, load_towers
+from training.reader import TrainingSet
+
+pytestmark = pytest.mark.engine
 
 SMALL = {"batch_size": 64, "embedding_dim": 8, "hidden_units": (16,), "num_negatives": 8,
          "log_every": 2}
+KEYS = ["user_id", "anchor_id", "dt"]
 
 
-def test_input_pipeline_reads_every_row_once_per_epoch_in_a_new_shard_order(tiny_training_set):
-    data = train.prepare(tiny_training_set["lake"], tiny_training_set["run_id"], last_k=5)
-    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in data.train_files)
-    assert len(data.train_files) == 3
-    keys = ["user_id", "anchor_id", "dt"]
-    seen = [list(read_batches(data.train_files, keys, 16, seed=1, epoch=e, last_k=5,
-                              drop_remainder=False)) for e in (0, 1)]
+def _file_order(data: TrainingSet, batches: list[dict]) -> list[str]:
+    """The files in the order the reader yielded their rows, told from the rows themselves."""
+    owner = {}
+    for path in data.files("train"):
+        rows = pq.read_table(path, columns=KEYS).to_pylist()
+        owner.update({(r["user_id"], r["anchor_id"], r["dt"]): path for r in rows})
+    order = []
+    for batch in batches:
+        for key in zip(*[batch[k].tolist() for k in KEYS], strict=True):
+            if not order or order[-1] != owner[key]:
+                order.append(owner[key])
+    return order
+
+
+def test_reader_yields_every_row_once_per_epoch_in_a_new_file_order(tiny_training_set):
+    data = TrainingSet(tiny_training_set["lake"], tiny_training_set["run_id"])
+    files = data.files("train")
+    assert len(files) == 3 and data.rows("train") == data.manifest.counts.train.rows
+    seen = [list(data.batches("train", KEYS, 16, seed=1, epoch=e, id_list_width=5,
+                              drop_remainder=False)) for e in (0, 1, 2, 3)]
     for batches in seen:
         assert all(len(b["user_id"]) == 16 for b in batches[:-1])
-        assert sum(len(b["user_id"]) for b in batches) == rows
-    triples = [sorted(zip(*[np.concatenate([b[k] for b in batches]).tolist() for k in keys],
+        assert sum(len(b["user_id"]) for b in batches) == data.rows("train")
+    triples = [sorted(zip(*[np.concatenate([b[k] for b in batches]).tolist() for k in KEYS],
                           strict=True)) for batches in seen]
-    assert triples[0] == triples[1]  # same rows each epoch...
-    firsts = [b[0]["user_id"].tolist() for b in seen]
-    orders = [[f for f in np.random.default_rng([1, e]).permutation(data.train_files)]
-              for e in (0, 1)]
-    assert orders[0] != orders[1] and firsts[0] != firsts[1]  # ...read in another shard order
-    assert data.log_q.shape == (data.vocab.anchor_buckets + 1,) and np.isfinite(data.log_q).all()
+    assert all(t == triples[0] for t in triples)  # the same rows every epoch...
+    orders = [_file_order(data, batches) for batches in seen]
+    assert all(sorted(o) == sorted(files) for o in orders)  # each file read once, whole
+    assert len({tuple(o) for o in orders}) > 1  # ...in another file order across epochs
+    again = list(data.batches("train", KEYS, 16, seed=1, epoch=0, id_list_width=5,
+                              drop_remainder=False))
+    assert _file_order(data, again) == orders[0]  # and the order is a function of the seed
 
 
 def test_train_resume_export_and_reload_parity(tiny_training_set, tmp_path):
     lake, run_id = tiny_training_set["lake"], tiny_training_set["run_id"]
     out = tmp_path / "run"
     first = train.train_run(lake, run_id, out, max_steps=4, **SMALL)
-    assert first["steps"] == 4
+    assert first["steps"] == 4 and first["model"] == "two_tower"
     again = train.train_run(lake, run_id, out, max_steps=6, **SMALL)  # resumes at step 4
     assert again["steps"] == 6
     history = json.loads((out / "history.json").read_text())
     assert [h["step"] for h in history] == [2, 4, 6]
     assert all(np.isfinite(h["loss"]) and h["examples_per_sec"] > 0 for h in history)
     assert (out / "tensorboard").is_dir() and any((out / "checkpoints").iterdir())
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == "two_tower" and saved["loop"]["batch_size"] == 64
+    assert saved["params"]["embedding_dim"] == 8
 
-    towers = load_serving(out / "export")
-    parity = json.loads((out / "export" / "parity_sample.json").read_text())
+    export = model("two_tower").export_dir(out)
+    towers = load_towers(export)
+    parity = json.loads((export / "parity_sample.json").read_text())
     for name, side in (("user_tower", "user"), ("anchor_tower", "anchor")):
         inputs = {c: np.array(v) for c, v in parity[f"{side}_inputs"].items()}
         reloaded = embed(towers[name], inputs)
         np.testing.assert_allclose(reloaded, np.array(parity[f"{side}_embeddings"]),
                                    atol=1e-5)
         np.testing.assert_allclose(np.linalg.norm(reloaded, axis=1), 1.0, atol=1e-5)
-    table = pq.read_table(out / "export" / "anchor_embeddings.parquet")
-    assert table.num_rows == tiny_training_set["manifest"]["counts"]["candidates"]
+    table = pq.read_table(export / "anchor_tower" / EMBEDDINGS)
+    assert table.num_rows == tiny_training_set["manifest"].counts.candidates
+    assert sorted(model("two_tower").artifacts(export)) == ["anchor_tower", "user_tower"]
 
-    metrics = evaluate_run(lake, run_id, out, landing=tiny_training_set["landing"])
+    data = TrainingSet(lake, run_id)
+    metrics = evaluate_model(data, "two_tower", export, tiny_training_set["landing"], out)
     assert set(metrics["baselines"]) == {"popularity", "random", "oracle"}
     assert 0.0 <= metrics["model"]["recall@50"] <= 1.0 and metrics["embeddings_finite"]
     assert set(metrics["slices"]) == {"warm_user", "cold_user", "warm_anchor", "cold_anchor"}
     assert json.loads((out / "metrics.json").read_text())["model"] == metrics["model"]
+
+
+class _Perfect:
+    """Scores exactly the held-out positives: recall 1 and AUC 1 by construction."""
+
+    def __init__(self, data: TrainingSet) -> None:
+        pairs = data.read("validation", ["user_id", "anchor_id", "label", "dt"])
+        self.positive = {(d, u, a) for d, u, a, y in zip(pairs["dt"], pairs["user_id"],
+                                                         pairs["anchor_id"], pairs["label"],
+                                                         strict=True) if y == 1}
+
+    def score(self, day, users, anchors):
+        return np.array([[float((day, u, a) in self.positive) for a in anchors["anchor_id"]]
+                         for u in users["user_id"]])
+
+
+def test_evaluation_ranks_every_scorer_on_the_same_candidates(tiny_training_set):
+    data = TrainingSet(tiny_training_set["lake"], tiny_training_set["run_id"])
+    baselines = baseline_scorers(data, landing=None, seed=3)
+    assert set(baselines) == {"popularity", "random"}  # no ground truth, no oracle
+    metrics = evaluate(data, {"model": _Perfect(data), **baselines})
+    assert metrics["eval_days"] == data.manifest.holdout_days
+    # every positive ranked first: NDCG 1 at any K, recall@K = min(positives, K) / positives
+    assert metrics["model"]["ndcg@10"] == metrics["model"]["ndcg@50"] == 1.0
+    assert metrics["model"]["auc"] == 1.0 and metrics["model"]["recall@50"] == 1.0
+    assert metrics["baselines"]["random"]["recall@10"] < 1.0
+    users = metrics["model"]["users"]
+    assert users > 0 and all(b["users"] == users for b in metrics["baselines"].values())
 
 
 def _variable_shapes(checkpoint_dir):
@@ -73,6 +127,7 @@ def _variable_shapes(checkpoint_dir):
             if "optimizer" not in name and "save_counter" not in name}
 
 
+@pytest.mark.e2e
 def test_two_cpu_workers_train_to_the_same_shaped_checkpoint(tiny_training_set, tmp_path):
     lake, run_id = tiny_training_set["lake"], tiny_training_set["run_id"]
     single = train.train_run(lake, run_id, tmp_path / "one", max_steps=3, **SMALL)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.losses import CombinedLoss, InBatchSoftmaxLoss
-from training.towers import (
+from training.models.two_tower.losses import CombinedLoss, InBatchSoftmaxLoss
+from training.models.two_tower.towers import (
     CategoricalFeature,
     NumericEncoder,
     NumericFeature,
@@ -30,6 +30,8 @@ ANCHOR = TowerSpec((
     CategoricalFeature("anchor_category", vocab_size=6, embedding_dim=3),
     NumericFeature("anchor_fans", group="preference", width=2, log1p=True),
 ))
+
+pytestmark = pytest.mark.engine
 
 
 def user_features(rng: np.random.Generator, b: int) -> dict[str, tf.Tensor]:

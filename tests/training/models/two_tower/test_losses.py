@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.losses import (
+from training.models.two_tower.losses import (
     CombinedLoss,
     InBatchSoftmaxLoss,
     PairwiseLogisticLoss,
@@ -16,6 +16,8 @@ from training.losses import (
     rolled_indices,
     sample_shifts,
 )
+
+pytestmark = pytest.mark.engine
 
 SEEDS = [0, 1, 2]
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from pyspark.sql import functions as F
 
-from features.maps import map_agg
+from jobs.maps import map_agg
+
+pytestmark = pytest.mark.engine
 
 USERS = 40_000  # aggregate output of several batches: the slices that broke maps on Sail
 

@@ -1,0 +1,89 @@
+"""One typed settings object for every entry point: defaults < file < environment < flags.
+
+Jobs, the trainer and the DAGs read their roots and feature settings from here, so an
+environment variable means the same thing everywhere and a bad value is one clear error.
+The file (`--config` or $PIPELINE_CONFIG) is TOML or JSON with the same field names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Field -> environment variable (the names the README documents).
+ENVIRONMENT = {
+    "lake_root": "LAKE_ROOT",
+    "landing_root": "LANDING_ROOT",
+    "models_root": "MODELS_ROOT",
+    "runs_root": "TRAINING_RUNS_ROOT",
+    "window_days": "FEATURE_WINDOW_DAYS",
+    "last_k": "FEATURE_LAST_K",
+}
+CONFIG_ENV = "PIPELINE_CONFIG"
+
+
+class Settings(BaseModel):
+    """Where the pipeline's data lives and the feature settings shared by its jobs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    lake_root: Path = Path("./lake")
+    landing_root: Path = Path("./landing")
+    models_root: Path = Path("./models")
+    runs_root: Path = Path("./training_runs")
+    window_days: int = Field(7, ge=1, le=365)  # N: days of daily stats per profile
+    last_k: int = Field(10, ge=1, le=200)  # anchors kept in a user's recent list
+
+    @field_validator("lake_root", "landing_root", "models_root", "runs_root")
+    @classmethod
+    def _root(cls, value: Path) -> Path:
+        text = str(value).strip()
+        if not text:
+            raise ValueError("a root folder may not be empty")
+        resolved = Path(text).expanduser().resolve()
+        if resolved == Path(resolved.anchor):
+            raise ValueError(f"a root folder may not be the file system root, got {text!r}")
+        return resolved
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ValueError(f"settings file {path} does not exist")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+        return json.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"settings file {path} is not valid: {error}") from None
+
+
+def load_settings(config: str | Path | None = None, env: Mapping[str, str] | None = None,
+                  **flags: Any) -> Settings:
+    """Settings from defaults, then the file, then the environment, then `flags` (None
+    flags are ignored). Any bad value is a ValueError naming the field and its source."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    config = config or env.get(CONFIG_ENV)
+    if config:
+        for key, value in _read_file(Path(config)).items():
+            values[key], sources[key] = value, f"file {config}"
+    for key, name in ENVIRONMENT.items():
+        if env.get(name):
+            values[key], sources[key] = env[name], f"${name}"
+    for key, value in flags.items():
+        if value is not None:
+            values[key], sources[key] = value, "flag"
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else "?"
+        raise ValueError(f"setting {key} (from {sources.get(key, 'defaults')}): "
+                         f"{first['msg']}") from None

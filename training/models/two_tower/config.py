@@ -1,0 +1,29 @@
+"""Settings of the two-tower DropoutNet model (the loop's settings are training.config's)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TwoTowerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    embedding_dim: int = Field(32, ge=2, le=1024)
+    hidden_units: tuple[int, ...] = (128, 64)
+    # DropoutNet: drop the whole preference group per example with this probability
+    user_dropout_rate: float = Field(0.5, ge=0, le=1)
+    anchor_dropout_rate: float = Field(0.5, ge=0, le=1)
+    num_negatives: int = Field(64, ge=1)  # K rolled in-batch negatives per positive
+    margin: float = Field(0.1, ge=0)  # support-vector-guided softmax: pos' = pos - margin
+    t: float = Field(1.2, ge=1)  # hard negatives become t*neg + t - 1
+    gamma: float = Field(20.0, gt=0)  # logit scale
+    softmax_weight: float = Field(1.0, ge=0)
+    pairwise_weight: float = Field(0.2, ge=0)
+    pointwise_weight: float = Field(0.5, ge=0)
+    logq_correction: bool = True
+    # subtract logq_weight * log q: 1 = full correction (warm anchors win, cold ones sink),
+    # 0 = none (popular anchors sink); 0.5 measured best on the simulator
+    logq_weight: float = Field(0.5, ge=0, le=1)
+    remove_accidental_hits: bool = True
+    last_k: int = Field(10, ge=1, le=200)  # recent anchors read per user
+    id_embedding_dim: int = Field(16, ge=1)  # anchor id and last-anchors embeddings

@@ -1,0 +1,52 @@
+"""Raw example columns -> tower inputs, with TF ops, in training and inside SavedModels.
+
+The exported serving signatures call the same encoder as training, so training and
+serving cannot encode a feature differently.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from training.models.two_tower.features import Vocabularies, raw_columns
+from training.models.two_tower.towers import CategoricalFeature, SequenceFeature, TowerSpec
+
+
+class RawFeatureEncoder(tf.Module):
+    """Raw columns of one tower -> (tower inputs, preference mask `[B]` float32).
+
+    Strings become vocabulary ids (unknown -> -1, the tower's out-of-vocabulary row); numbers
+    become float32 with NaN (a null) -> 0; id lists are padded or cut to K; has_history
+    becomes the preference mask (a cold entity's preference group is zero, as in training).
+    """
+
+    def __init__(self, spec: TowerSpec, vocab: Vocabularies) -> None:
+        super().__init__()
+        self.spec = spec
+        self.last_k = vocab.last_k
+        self.tables = {}
+        for feature in spec.features:
+            if isinstance(feature, CategoricalFeature) and feature.name in vocab.strings:
+                keys = tf.constant(vocab.strings[feature.name] or [""], tf.string)
+                init = tf.lookup.KeyValueTensorInitializer(
+                    keys, tf.range(tf.size(keys, out_type=tf.int64), dtype=tf.int64))
+                self.tables[feature.name] = tf.lookup.StaticHashTable(init, default_value=-1)
+        self.mask_column = raw_columns(spec)[-1]
+
+    def __call__(self, raw: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        out = {}
+        for feature in self.spec.features:
+            value = raw[feature.name]
+            if feature.name in self.tables:
+                out[feature.name] = self.tables[feature.name].lookup(value)
+            elif isinstance(feature, CategoricalFeature):
+                out[feature.name] = tf.cast(value, tf.int64)
+            elif isinstance(feature, SequenceFeature):
+                ids = tf.cast(value, tf.int64)[:, : self.last_k]
+                pad = self.last_k - tf.shape(ids)[1]
+                out[feature.name] = tf.pad(ids, [[0, 0], [0, pad]])
+            else:
+                number = tf.cast(value, tf.float32)
+                out[feature.name] = tf.where(tf.math.is_nan(number), 0.0, number)
+        mask = tf.cast(raw[self.mask_column], tf.float32)
+        return out, mask

@@ -1,0 +1,129 @@
+"""The one reader of a training set: its manifest, its committed files, its rows as NumPy.
+
+No Spark and no TensorFlow: the files of each table come from the Delta log (only committed
+files) or a Parquet listing, and rows come out of pyarrow as NumPy columns. Strings become
+object arrays (null -> ""), integers and booleans keep their dtype (null -> 0 / False), and
+lists become fixed-width 2-D arrays (id lists padded with 0 to `id_list_width`, float lists
+to their longest row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.manifest import TrainingSetManifest, load_manifest
+
+Columns = dict[str, np.ndarray]
+SPLITS = ("train", "validation", "candidates")
+
+
+def table_files(table_path: Path | str, fmt: str = "delta") -> list[str]:
+    """The data files of a table: from the Delta log, or a Parquet folder listing."""
+    if fmt == "delta":
+        from deltalake import DeltaTable
+
+        return sorted(DeltaTable(str(table_path)).file_uris())
+    return sorted(str(p) for p in Path(table_path).rglob("*.parquet"))
+
+
+def to_numpy(column: pa.ChunkedArray | pa.Array, id_list_width: int) -> np.ndarray:
+    """One Arrow column as a NumPy array (see the module doc for nulls and lists)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        lengths = column.value_lengths().fill_null(0).to_numpy()
+        values = column.flatten().to_numpy(zero_copy_only=False)
+        is_ids = pa.types.is_integer(column.type.value_type)
+        width = id_list_width if is_ids else int(lengths.max(initial=0))
+        out = np.zeros((len(column), width), dtype=values.dtype if values.size else np.float64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        for j in range(width):  # widths are small: one vectorised pass per position
+            has = lengths > j
+            out[has, j] = values[starts[has] + j]
+        return out
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.fill_null("").to_numpy(zero_copy_only=False).astype(object)
+    if pa.types.is_boolean(column.type):
+        return column.fill_null(False).to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(column.type):  # keep the int dtype: a null count means 0
+        return column.fill_null(0).to_numpy(zero_copy_only=False)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def read_batches(files: Sequence[str], columns: Sequence[str], batch_size: int, seed: int,
+                 epoch: int, id_list_width: int, drop_remainder: bool = True,
+                 shuffle_files: bool = True) -> Iterator[Columns]:
+    """Fixed-size batches over `files`, the files in a random order per (seed, epoch)."""
+    order = list(files)
+    if shuffle_files:
+        np.random.default_rng([seed, epoch]).shuffle(order)
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for path in order:
+        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size,
+                                                              columns=list(columns)):
+            pending.append(record_batch)
+            held += record_batch.num_rows
+            while held >= batch_size:
+                table = pa.Table.from_batches(pending)
+                yield {c: to_numpy(table.column(c).slice(0, batch_size), id_list_width)
+                       for c in columns}
+                rest = table.slice(batch_size)
+                pending, held = rest.to_batches(), rest.num_rows
+    if held and not drop_remainder:
+        table = pa.Table.from_batches(pending)
+        yield {c: to_numpy(table.column(c), id_list_width) for c in columns}
+
+
+class TrainingSet:
+    """A complete training set of the lake: manifest plus reads of its three tables."""
+
+    def __init__(self, lake_root: Path | str, run_id: str) -> None:
+        self.lake_root = Path(lake_root)
+        self.manifest: TrainingSetManifest = load_manifest(lake_root, run_id)
+        self.run_id = run_id
+
+    def path(self, split: str) -> Path:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        return self.lake_root / getattr(self.manifest.tables, split)
+
+    def files(self, split: str) -> list[str]:
+        return table_files(self.path(split), self.manifest.format)
+
+    def schema(self, split: str) -> pa.Schema:
+        files = self.files(split)
+        if not files:
+            raise FileNotFoundError(f"training set {self.run_id!r} has no {split} files")
+        return pq.read_schema(files[0])
+
+    def rows(self, split: str) -> int:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files(split))
+
+    def read(self, split: str, columns: Sequence[str], id_list_width: int = 64,
+             limit: int | None = None) -> Columns:
+        """Columns of a whole split (or its first `limit` rows), in file order."""
+        files = self.files(split)
+        if not files:
+            return {c: np.array([]) for c in columns}
+        tables, held = [], 0
+        for path in files:  # stop reading once `limit` rows are in
+            tables.append(pq.read_table(path, columns=list(columns)))
+            held += tables[-1].num_rows
+            if limit is not None and held >= limit:
+                break
+        table = pa.concat_tables(tables)
+        if limit is not None:
+            table = table.slice(0, limit)
+        return {c: to_numpy(table.column(c), id_list_width) for c in columns}
+
+    def batches(self, split: str, columns: Sequence[str], batch_size: int, seed: int = 0,
+                epoch: int = 0, id_list_width: int = 64, drop_remainder: bool = True,
+                shuffle_files: bool = True) -> Iterator[Columns]:
+        return read_batches(self.files(split), columns, batch_size, seed, epoch,
+                            id_list_width, drop_remainder, shuffle_files)

@@ -12,12 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from features.checks import config_from
 
 Strategy = Literal["auto", "default", "mirrored", "multi_worker"]
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+# Keras dtype policies: the variables stay float32; "mixed_*" computes the towers in 16 bits
+Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 class LoopConfig(BaseModel):
@@ -30,6 +33,9 @@ class LoopConfig(BaseModel):
     strategy: Strategy = "auto"  # auto: mirrored when GPUs are visible, else one device
     seed: int = 7
     log_every: int = Field(50, ge=1)
+    # mixed_float16 adds dynamic loss scaling; losses and L2 normalisation stay float32
+    precision: Precision = "float32"
+    xla: StrictBool = False  # compile forward + backward with XLA (jit_compile)
 
 
 def split_settings(overrides: Mapping[str, Any], model_class: type[BaseModel]

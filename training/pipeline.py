@@ -1,8 +1,10 @@
-"""tf.data over training-set files: batches from `training.reader`, typed, prefetched."""
+"""tf.data over training-set files: batches from `training.reader`, typed, prepared on the
+host (an optional `transform`, e.g. string lookups), prefetched. The copy to an accelerator
+is the strategy's (`training.loop` asks for it with `InputOptions`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,8 +37,10 @@ def column_signature(columns: Sequence[str], schema: pa.Schema, id_list_width: i
 
 def make_dataset(files: Sequence[str], columns: Sequence[str], batch_size: int, seed: int,
                  id_list_width: int, epochs: int = 1, drop_remainder: bool = True,
-                 shuffle_files: bool = True) -> tf.data.Dataset:
-    """`epochs` passes over `files`, each in its own file order, prefetched."""
+                 shuffle_files: bool = True, transform: Callable | None = None
+                 ) -> tf.data.Dataset:
+    """`epochs` passes over `files`, each in its own file order, each batch passed through
+    `transform` (in parallel, order kept) when given, prefetched."""
     if not files:
         raise ValueError("no data files to read")
     signature = column_signature(columns, pq.read_schema(files[0]), id_list_width)
@@ -47,6 +51,9 @@ def make_dataset(files: Sequence[str], columns: Sequence[str], batch_size: int, 
                                     drop_remainder, shuffle_files)
 
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    if transform is not None:
+        dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE,
+                              deterministic=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

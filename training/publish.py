@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from features.files import atomic_write_json, atomic_write_text
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -158,13 +160,6 @@ def _copy_tree(src: Path, dst: Path) -> None:
         _fsync_dir(folder)
 
 
-def _write_file(path: Path, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def _withdraw(path: Path) -> None:
     """Hide a folder at once (rename), then delete it."""
     hidden = path.parent / f"{HIDDEN}withdrawn-{path.name}-{uuid.uuid4().hex[:8]}"
@@ -212,9 +207,7 @@ def _recorded(models_root: Path) -> int:
 
 
 def _record_version(models_root: Path, version: int) -> None:
-    tmp = models_root / f"{_MARK}.tmp"
-    _write_file(tmp, str(version))
-    os.replace(tmp, models_root / _MARK)
+    atomic_write_text(models_root / _MARK, str(version), durable=True)
 
 
 def publish(models_root: Path, artifacts: Mapping[str, Path], run_id: str,
@@ -266,5 +259,5 @@ def _stage(source: Path, target: Path, manifest: Mapping[str, Any],
     _copy_tree(source, target)
     if report_html is not None:
         _copy_file(Path(report_html), target / REPORT)
-    _write_file(target / MANIFEST, json.dumps(manifest, indent=2, default=str))  # last
+    atomic_write_json(target / MANIFEST, manifest, durable=True)  # last
     _fsync_dir(target)

@@ -8,6 +8,11 @@ the tower learns to embed cold users and anchors from content alone (Volkovs et 
 DropoutNet); at inference nothing is dropped.
 
 Feature names come from the `features/` module; this file only takes them as arguments.
+
+Mixed precision: a tower built under a "mixed_*" Keras dtype policy runs its embeddings and
+Dense layers in 16 bits, but takes its inputs as they come (no autocast: a raw count such as
+watch seconds would overflow float16 before its log1p), pools and concatenates in float32,
+and L2-normalises in float32, so every tower returns float32 whatever the policy.
 """
 
 from __future__ import annotations
@@ -135,6 +140,7 @@ class NumericEncoder(keras.layers.Layer):
 
     def __init__(self, feature: NumericFeature, **kwargs) -> None:
         kwargs.setdefault("name", f"numeric_{feature.name}")
+        kwargs.setdefault("autocast", False)  # log1p first, in float32: counts overflow float16
         super().__init__(**kwargs)
         self.feature = feature
         self.built = True  # no weights
@@ -149,7 +155,8 @@ class NumericEncoder(keras.layers.Layer):
 
 
 class CategoricalEncoder(keras.layers.Layer):
-    """Categorical id → `[batch_size, embedding_dim]`, with an out-of-vocabulary row."""
+    """Categorical id → `[batch_size, embedding_dim]` float32, with an out-of-vocabulary row
+    (the lookup runs in the policy's compute dtype)."""
 
     def __init__(self, feature: CategoricalFeature, **kwargs) -> None:
         kwargs.setdefault("name", f"categorical_{feature.name}")
@@ -163,11 +170,11 @@ class CategoricalEncoder(keras.layers.Layer):
     def call(self, ids: tf.Tensor) -> tf.Tensor:
         """Args: ids `[batch_size]` or `[batch_size, 1]` int. Returns `[batch_size, dim]`."""
         ids = _in_vocab(tf.reshape(ids, [-1]), 0, self.feature.vocab_size)
-        return self.embedding(ids)
+        return tf.cast(self.embedding(ids), tf.float32)
 
 
 class SequenceEncoder(keras.layers.Layer):
-    """Id sequence → masked mean of its embeddings, `[batch_size, embedding_dim]`."""
+    """Id sequence → masked mean of its embeddings, `[batch_size, embedding_dim]` float32."""
 
     def __init__(self, feature: SequenceFeature, **kwargs) -> None:
         kwargs.setdefault("name", f"sequence_{feature.name}")
@@ -182,7 +189,8 @@ class SequenceEncoder(keras.layers.Layer):
         """Args: ids `[batch_size, seq_len]` int, 0 = padding. Returns `[batch_size, dim]`."""
         ids = tf.cast(ids, tf.int64)
         mask = tf.cast(tf.not_equal(ids, 0), tf.float32)[..., tf.newaxis]  # [B, L, 1]
-        embedded = self.embedding(_in_vocab(ids, 1, self.feature.vocab_size))  # [B, L, dim]
+        embedded = tf.cast(self.embedding(_in_vocab(ids, 1, self.feature.vocab_size)),
+                           tf.float32)  # [B, L, dim]; the mean in float32 under any policy
         total = tf.reduce_sum(embedded * mask, axis=1)
         return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
@@ -203,7 +211,8 @@ class Tower(keras.Model):
     Content and preference encodings are concatenated (content first), then go through an MLP
     of `hidden_units` (ReLU), a linear layer to `output_dim`, and L2 normalisation. All weights
     are created in the constructor, so a tower built under `strategy.scope()` has its variables
-    there, never in a replica's first step.
+    there, never in a replica's first step. Under a mixed policy the MLP computes in 16 bits;
+    inputs are not autocast and the output is float32 (see the module doc).
 
     Args:
       spec: the tower's features.
@@ -219,6 +228,7 @@ class Tower(keras.Model):
     def __init__(self, spec: TowerSpec, output_dim: int = 64,
                  hidden_units: Sequence[int] = (128, 64), preference_dropout_rate: float = 0.0,
                  activation: str = "relu", seed: int | None = None, **kwargs) -> None:
+        kwargs.setdefault("autocast", False)  # raw inputs reach the encoders unrounded
         super().__init__(**kwargs)
         if not 0.0 <= preference_dropout_rate <= 1.0:
             raise ValueError(f"preference_dropout_rate must be in [0, 1], "
@@ -289,8 +299,9 @@ class Tower(keras.Model):
             parts.append(preference * keep)
         x = tf.concat(parts, axis=1)
         for layer in self.hidden:
-            x = layer(x)
-        return tf.math.l2_normalize(self.projection(x), axis=-1)
+            x = layer(x)  # Dense casts x to the policy's compute dtype
+        # normalised in float32: a 16-bit sum of squares loses the unit norm cosines rely on
+        return tf.math.l2_normalize(tf.cast(self.projection(x), tf.float32), axis=-1)
 
     def _keep(self, batch_size: tf.Tensor, training: bool | tf.Tensor | None) -> tf.Tensor:
         """`[batch_size, 1]` float: 0 where the preference group is dropped, else 1."""
@@ -318,6 +329,7 @@ class TwoTowerModel(keras.Model):
     def __init__(self, user_spec: TowerSpec, anchor_spec: TowerSpec, output_dim: int = 64,
                  hidden_units: Sequence[int] = (128, 64), user_dropout_rate: float = 0.0,
                  anchor_dropout_rate: float = 0.0, seed: int | None = None, **kwargs) -> None:
+        kwargs.setdefault("autocast", False)  # as Tower: inputs pass through unrounded
         super().__init__(**kwargs)
         self.user_tower = Tower(user_spec, output_dim, hidden_units, user_dropout_rate,
                                 seed=seed, name="user_tower")

@@ -138,9 +138,10 @@ def spark_remote(conn_id: str | None) -> str | None:
 def open_lake(params: Mapping[str, Any]) -> Lake:
     """The lake of the run's params on its engine: the Spark Connect cluster of the
     configured connection, else embedded Sail (or $SPARK_REMOTE, as for the CLI jobs)."""
-    from jobs.engine import spark_session
+    from jobs.engine import quiet_engine_logs, spark_session
     from jobs.lake import Lake
 
+    quiet_engine_logs("INFO")  # engines at WARNING: task logs show our lines, not Sail's
     remote = spark_remote(params.get("spark_conn_id"))
     log.info("engine: %s", f"Spark Connect {remote}" if remote else "default (embedded)")
     return Lake(run_settings(params).lake_root, spark_session(remote=remote))

@@ -171,9 +171,21 @@ backfill() {
   since=$(date -u +%Y-%m-%dT%H:%M:%S)
   log "backfill $dag $from .. $to (re-running: ${REPROCESS:-failed})"
   # Queue first, unpause after: unpausing first would let catchup take the range.
-  "$AF" backfill create --dag-id "$dag" --from-date "$from" --to-date "$to" \
-    --reprocess-behavior "${REPROCESS:-failed}" >"$RUN_DIR/backfill-create.log" 2>&1 || {
-    tail -n 30 "$RUN_DIR/backfill-create.log"; exit 1; }
+  # SQLite may refuse the writes at once ("database is locked") while the services write:
+  # drop what a failed attempt left, then try again.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if "$AF" backfill create --dag-id "$dag" --from-date "$from" --to-date "$to" \
+        --reprocess-behavior "${REPROCESS:-failed}" >"$RUN_DIR/backfill-create.log" 2>&1; then
+      break
+    fi
+    if [ "$attempt" -eq 5 ] || ! grep -q "database is locked" "$RUN_DIR/backfill-create.log"; then
+      tail -n 30 "$RUN_DIR/backfill-create.log"; exit 1
+    fi
+    log "backfill create hit a locked database (attempt $attempt), retrying"
+    "$PY" "$REPO/infra/airflow_wait.py" drop-backfill "$dag" --since "$since" >/dev/null
+    sleep $((attempt * 3))
+  done
   log "queued $(grep -c 'Created backfill Dag run' "$RUN_DIR/backfill-create.log") new runs" \
     "(days that already have a run are kept unless REPROCESS says otherwise)"
   unpause "$dag"

@@ -2,6 +2,7 @@
 
     python infra/airflow_wait.py backfill DAG_ID FROM TO [--timeout S]
     python infra/airflow_wait.py run DAG_ID RUN_ID [--timeout S]
+    python infra/airflow_wait.py drop-backfill DAG_ID --since T
 
 Reads the metadata database of $AIRFLOW_HOME directly (one process for the whole wait,
 instead of a CLI start per poll). Exit status: 0 every run succeeded, 1 a run failed,
@@ -95,6 +96,30 @@ def _summary(dag_id: str, runs: list, session) -> int:
     return 1 if failed else 0
 
 
+def drop_backfill(dag_id: str, since: datetime) -> int:
+    """Delete the unfinished backfills of `dag_id` created after `since`, with their runs.
+
+    SQLite answers "database is locked" at once (no busy wait) when a reading transaction
+    must become a writer while the scheduler writes; `airflow backfill create` can then die
+    half-way, leaving a backfill that blocks the next one. The DAG is still paused then, so
+    none of its runs has started: removing them makes the retry start clean."""
+    from airflow.models.backfill import Backfill, BackfillDagRun
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, select
+
+    with create_session() as session:
+        ids = list(session.scalars(select(Backfill.id).where(
+            Backfill.dag_id == dag_id, Backfill.created_at >= since,
+            Backfill.completed_at.is_(None))))
+        if ids:
+            session.execute(delete(BackfillDagRun).where(BackfillDagRun.backfill_id.in_(ids)))
+            session.execute(delete(DagRun).where(DagRun.backfill_id.in_(ids)))
+            session.execute(delete(Backfill).where(Backfill.id.in_(ids)))
+    print(f"dropped {len(ids)} unfinished backfill(s) of {dag_id}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -104,15 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("end", type=datetime.fromisoformat)
     backfill.add_argument("--since", type=datetime.fromisoformat,
                           help="only wait for backfills created after this UTC time")
+    drop = sub.add_parser("drop-backfill")
+    drop.add_argument("dag_id")
+    drop.add_argument("--since", type=datetime.fromisoformat, required=True)
     run = sub.add_parser("run")
     run.add_argument("dag_id")
     run.add_argument("run_id")
     for p in (backfill, run):
         p.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
+    from datetime import UTC
+
     if args.what == "run":
         return wait(args.dag_id, args.run_id, None, None, args.timeout, None)
-    from datetime import UTC
+    if args.what == "drop-backfill":
+        return drop_backfill(args.dag_id, args.since.replace(tzinfo=UTC))
 
     start = args.start.replace(tzinfo=UTC)
     end = args.end.replace(tzinfo=UTC) + timedelta(hours=23, minutes=59, seconds=59)

@@ -72,6 +72,10 @@ def _mark(outlets: list, *days: str) -> None:
         "max_quarantine_rate": Param(0.05, type="number", minimum=0, maximum=1,
                                      description="largest share of the day's session lines "
                                                  "that may go to quarantine"),
+        "time_format": Param("iso", type="string", enum=["iso", "epoch_s", "epoch_ms"],
+                             description="how start_time is written in the landing files: "
+                                         "ISO-8601 with a zone, epoch seconds or epoch "
+                                         "milliseconds"),
         "spark_conn_id": spark_conn_param(),
     },
     tags=["features"],
@@ -80,12 +84,17 @@ def _mark(outlets: list, *days: str) -> None:
 def features_daily():
     @task(retries=0)
     def check_landing(params=None) -> None:
-        """Fail naming every missing landing folder of D before any table is touched."""
-        from jobs.ingest import require_landing
+        """Fail naming every missing landing folder of D, and every entry of its folders
+        that is not a data file, before any table is touched."""
+        from jobs.ingest import SOURCES, day_folder, require_landing
+        from jobs.landing import list_day_files
 
         day = run_day(get_current_context())
-        with fail_without_retry(FileNotFoundError):
-            require_landing(run_settings(params).landing_root, day)
+        landing = run_settings(params).landing_root
+        with fail_without_retry(FileNotFoundError, ValueError):
+            require_landing(landing, day)
+            for source in SOURCES:
+                list_day_files(day_folder(landing, source, day))
 
     @task(outlets=INGESTED)
     def ingest(params=None) -> dict:
@@ -93,7 +102,8 @@ def features_daily():
 
         day = run_day(get_current_context())
         with fail_without_retry(*NOT_RETRYABLE):
-            summary = ingest_day(open_lake(params), run_settings(params).landing_root, day)
+            summary = ingest_day(open_lake(params), run_settings(params).landing_root, day,
+                                 params.get("time_format") or "iso")
         _mark(INGESTED, day)
         return summary
 
@@ -145,7 +155,9 @@ def features_daily():
         problems = [f"leakage audit of profiles {d} failed: "
                     f"{json.dumps(a['tables'], default=str)}"
                     for d, a in audits.items() if not a["ok"]]
-        if rate is None or rate > params["max_quarantine_rate"]:
+        # None: the day had no session lines at all, a valid empty day (its ingest record
+        # says so; the training data gate judges label volumes)
+        if rate is not None and rate > params["max_quarantine_rate"]:
             problems.append(f"quarantine rate of {day} is {rate}, above the allowed "
                             f"{params['max_quarantine_rate']}")
         if problems:

@@ -64,8 +64,11 @@ RAW_WATCH_SESSIONS = TableSpec(
 
 QUARANTINE = TableSpec(
     "quarantine",
-    "one row per rejected input line: where it came from, why, and the line itself",
-    (("source", S), ("reason", S), ("payload", S), ("dt", S)),
+    "one row per rejected input line: where it came from (source, file, line number), why, "
+    "and the line itself (at most 64 KiB of it; payload_bytes and payload_sha256 describe "
+    "the whole line)",
+    (("source", S), ("reason", S), ("payload", S), ("payload_bytes", L), ("payload_sha256", S),
+     ("file", S), ("line", L), ("dt", S)),
 )
 
 # Daily partial aggregates: profiles sum these over their window, so each raw day is read once.

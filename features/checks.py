@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from features.files import atomic_write_json
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+PASS, FAIL, SKIP, WARN = "pass", "fail", "skip", "warn"  # warn: flagged, does not fail
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
@@ -42,10 +42,12 @@ def at_most(name: str, value: float | None, maximum: float, note: str = "") -> d
 
 
 def gate_report(gate: str, checks: Sequence[dict], **context: Any) -> dict:
-    """The report of a gate: passed when no check failed (skipped checks say why)."""
+    """The report of a gate: passed when no check failed (skipped checks say why; warned
+    checks are listed under `warned`, flagged for a person, not failing the gate)."""
     failed = [c["name"] for c in checks if c["status"] == FAIL]
-    return {"gate": gate, "passed": not failed, "failed": failed, **context,
-            "checks": list(checks)}
+    warned = [c["name"] for c in checks if c["status"] == WARN]
+    return {"gate": gate, "passed": not failed, "failed": failed,
+            **({"warned": warned} if warned else {}), **context, "checks": list(checks)}
 
 
 def failure_summary(report: Mapping[str, Any], limit: int = 10) -> str:

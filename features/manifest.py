@@ -48,6 +48,9 @@ class TrainingSetManifest(BaseModel):
     shards: int = Field(ge=1)
     train_days: list[str]
     holdout_days: list[str]
+    # label days with zero labels (no sessions, or all in the dropped band): part of the
+    # range, with no examples
+    empty_days: list[str] = []
     tables: Tables
     format: str  # "delta" or "parquet"
     counts: Counts

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 BOUNCE_SECONDS = 2.0  # a watch this short is a bounce (and a negative label by default)
 LONG_WATCH_SECONDS = 30.0  # a watch this long is engagement (and a positive label by default)
 DEFAULT_WINDOW_DAYS = 7
 DEFAULT_LAST_K = 10
+MAX_THRESHOLD_SECONDS = 86_400.0  # a label threshold on one day's total watch of a pair
+
+
+def to_millis(seconds: float) -> int:
+    """Seconds as whole milliseconds (half up): watch totals are compared in fixed point,
+    so 10.1 + 10.2 + 9.7 is 30 s exactly, as written, not 29.999999999999996."""
+    return math.floor(seconds * 1000 + 0.5)
 
 
 @dataclass(frozen=True)
@@ -18,8 +26,22 @@ class LabelRule:
     negative_seconds: float = BOUNCE_SECONDS
 
     def __post_init__(self) -> None:
+        for name in ("positive_seconds", "negative_seconds"):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not math.isfinite(value) or not 0 <= value <= MAX_THRESHOLD_SECONDS):
+                raise ValueError(f"{name} must be a finite number of seconds in "
+                                 f"[0, {MAX_THRESHOLD_SECONDS}], got {value!r}")
         if self.negative_seconds < 0:
             raise ValueError(f"negative threshold must be >= 0, got {self.negative_seconds}")
         if self.negative_seconds >= self.positive_seconds:
             raise ValueError(f"negative threshold ({self.negative_seconds} s) must be below "
                              f"the positive threshold ({self.positive_seconds} s)")
+
+    @property
+    def positive_millis(self) -> int:
+        return to_millis(self.positive_seconds)
+
+    @property
+    def negative_millis(self) -> int:
+        return to_millis(self.negative_seconds)

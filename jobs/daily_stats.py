@@ -26,6 +26,7 @@ from jobs.cli import job_parser, rows_summary, run_job
 from jobs.lake import Lake
 from jobs.maps import map_agg
 
+JOB = "daily_stats"
 OUTPUTS = (DAILY_USER_STATS, DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR)
 
 
@@ -81,17 +82,20 @@ def build_daily_user_anchor(sessions: DataFrame, day: str) -> DataFrame:
 
 
 def run(lake: Lake, day: str) -> dict[str, int]:
-    """Build and write the three daily tables of `day` from raw_watch_sessions; returns the
-    rows written per table."""
-    lake.require_days((RAW_WATCH_SESSIONS, LIVE_SCHEDULE), [day],
-                      f"run jobs.ingest --date {day} first")
+    """Build and write the three daily tables of `day` from raw_watch_sessions (an empty
+    day gives empty tables and a complete day record); returns the rows written per table."""
+    inputs = lake.require_complete("ingest", (RAW_WATCH_SESSIONS, LIVE_SCHEDULE), [day],
+                                   f"run jobs.ingest --date {day} first")
     sessions = lake.read_days(RAW_WATCH_SESSIONS, day, day)
     anchors = lake.read(ANCHORS).where(F.col("dt") <= day)
     live = lake.read_days(LIVE_SCHEDULE, day, day)
+    lake.begin_day(JOB, day)
     lake.write_partition(build_daily_user_stats(sessions, anchors, day), DAILY_USER_STATS, day)
     lake.write_partition(build_daily_anchor_stats(sessions, live, day), DAILY_ANCHOR_STATS, day)
     lake.write_partition(build_daily_user_anchor(sessions, day), DAILY_USER_ANCHOR, day)
-    return {spec.name: lake.rows(spec, day) for spec in OUTPUTS}
+    counts = {spec.name: lake.rows(spec, day) for spec in OUTPUTS}
+    lake.finish_day(JOB, day, OUTPUTS, counts, inputs)
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:

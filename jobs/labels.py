@@ -3,6 +3,8 @@ negative for a bounce, dropped in between (ambiguous intent)."""
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 from collections.abc import Sequence
 
@@ -11,9 +13,23 @@ from pyspark.sql import functions as F
 
 from features.catalog import ANCHORS, LABELS, RAW_WATCH_SESSIONS, USERS
 from features.days import day_arg
-from features.rules import LabelRule
+from features.rules import MAX_THRESHOLD_SECONDS, LabelRule
 from jobs.cli import job_parser, rows_summary, run_job
 from jobs.lake import Lake
+
+JOB = "labels"
+
+
+def finite_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds in [0, MAX_THRESHOLD_SECONDS]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_THRESHOLD_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be finite and in [0, {MAX_THRESHOLD_SECONDS}], "
+                                         f"got {text!r}")
+    return value
 
 
 def build_labels(
@@ -29,16 +45,20 @@ def build_labels(
       rule.negative_seconds; watch_seconds (a weight input), sessions, gift_value, and
       is_new_user / is_new_anchor (first appeared on `day`).
     """
+    # Totals are compared in whole milliseconds (fixed point): a float sum of 10.1, 10.2 and
+    # 9.7 is 29.999999999999996 and would miss a 30 s threshold the log itself meets.
+    millis = F.floor(F.col("watch_seconds") * 1000 + 0.5).cast("long")
     pairs = sessions.groupBy("user_id", "anchor_id").agg(
         F.sum("watch_seconds").alias("watch_seconds"),
+        F.sum(millis).alias("_millis"),
         F.count(F.lit(1)).alias("sessions"),
         F.sum("gift_value").alias("gift_value"),
     )
-    label = (F.when(F.col("watch_seconds") >= rule.positive_seconds, 1)
-             .when(F.col("watch_seconds") <= rule.negative_seconds, 0))
+    label = (F.when(F.col("_millis") >= rule.positive_millis, 1)
+             .when(F.col("_millis") <= rule.negative_millis, 0))
     new_users = users.groupBy("user_id").agg((F.min("dt") == day).alias("is_new_user"))
     new_anchors = anchors.groupBy("anchor_id").agg((F.min("dt") == day).alias("is_new_anchor"))
-    return (pairs.withColumn("label", label).where(F.col("label").isNotNull())
+    return (pairs.withColumn("label", label).where(F.col("label").isNotNull()).drop("_millis")
             .join(new_users, "user_id", "left").join(new_anchors, "anchor_id", "left")
             .fillna({"is_new_user": False, "is_new_anchor": False})
             .withColumn("dt", F.lit(day)))
@@ -46,21 +66,28 @@ def build_labels(
 
 def run(lake: Lake, day: str, rule: LabelRule | None = None) -> dict[str, int]:
     """Build and write the labels of `day`; returns the rows written."""
-    lake.require_days((RAW_WATCH_SESSIONS,), [day], f"run jobs.ingest --date {day} first")
+    rule = rule or LabelRule()
+    inputs = lake.require_complete("ingest", (RAW_WATCH_SESSIONS,), [day],
+                                   f"run jobs.ingest --date {day} first")
     sessions = lake.read_days(RAW_WATCH_SESSIONS, day, day)
     users = lake.read(USERS).where(F.col("dt") <= day)
     anchors = lake.read(ANCHORS).where(F.col("dt") <= day)
-    lake.write_partition(build_labels(sessions, users, anchors, day, rule or LabelRule()),
-                         LABELS, day)
-    return {LABELS.name: lake.rows(LABELS, day)}
+    lake.begin_day(JOB, day)
+    lake.write_partition(build_labels(sessions, users, anchors, day, rule), LABELS, day)
+    counts = {LABELS.name: lake.rows(LABELS, day)}
+    lake.finish_day(JOB, day, (LABELS,), {**counts, "positive_seconds": rule.positive_seconds,
+                                          "negative_seconds": rule.negative_seconds}, inputs)
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Build the labels of one day from its watch sessions.")
     parser.add_argument("--date", required=True, type=day_arg, help="label day, YYYY-MM-DD")
-    parser.add_argument("--positive-seconds", type=float, default=LabelRule.positive_seconds,
+    parser.add_argument("--positive-seconds", type=finite_seconds,
+                        default=LabelRule.positive_seconds,
                         help="total watch >= this is a positive (default %(default)s)")
-    parser.add_argument("--negative-seconds", type=float, default=LabelRule.negative_seconds,
+    parser.add_argument("--negative-seconds", type=finite_seconds,
+                        default=LabelRule.negative_seconds,
                         help="total watch <= this is a negative (default %(default)s)")
     args = parser.parse_args(argv)
     try:

@@ -11,15 +11,22 @@ Every write goes through `Lake.write_partition` / `Lake.overwrite_table`, which
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
+import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from features import day_status
 from features.catalog import ALL_TABLES, PARTITION_COLUMN, TableSpec
 from features.days import add_days
 from features.settings import load_settings
@@ -78,6 +85,20 @@ def with_commit_retries(write: Callable[[], None], what: str, attempts: int = 6)
             log.warning("commit conflict on %s (attempt %d/%d), retrying in %.1fs",
                         what, attempt, attempts, delay)
             time.sleep(delay)
+
+
+# Fault injection for the crash tests: the process kills itself (SIGKILL, no clean-up) after
+# this many partition writes. Unset in normal runs.
+KILL_AFTER_WRITES_ENV = "PIPELINE_KILL_AFTER_WRITES"
+_writes = 0
+
+
+def _failpoint() -> None:
+    global _writes
+    _writes += 1
+    limit = os.environ.get(KILL_AFTER_WRITES_ENV)
+    if limit and _writes >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def guard_partition(column: Column, day: str) -> Column:
@@ -147,6 +168,7 @@ class Lake:
             writer = writer.option("partitionOverwriteMode", "dynamic")
         with_commit_retries(lambda: writer.save(str(self.path(spec))), f"{spec.name}/{day}")
         log.info("wrote %s %s=%s", spec.name, PARTITION_COLUMN, day)
+        _failpoint()
 
     def overwrite_table(self, df: DataFrame, spec: TableSpec,
                         partition_by: str | None = None) -> None:
@@ -247,3 +269,99 @@ class Lake:
         missing = self.missing_by_table(specs, days)
         if missing:
             raise self.missing_input(missing, hint)
+
+    # --- days as units (features.day_status) ------------------------------------------------
+
+    def ledger(self) -> day_status.Ledger:
+        return day_status.Ledger(self.root)
+
+    @contextlib.contextmanager
+    def staged(self, table: pa.Table, name: str) -> Iterator[DataFrame]:
+        """A DataFrame over an Arrow table built in this process, staged as a Parquet file
+        under the lake root: Spark Connect refuses a local relation over 128 MB (a
+        bench-scale day of sessions is 143 MB), and a cluster reads the lake root anyway.
+        The file is removed when the block ends (after the write that read it)."""
+        folder = self.root / "_staging"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}-{uuid.uuid4().hex}.parquet"
+        pq.write_table(table, path)
+        try:
+            yield self.spark.read.parquet(str(path))
+        finally:
+            path.unlink(missing_ok=True)
+
+    def begin_day(self, job: str, day: str) -> None:
+        """Mark `day` of `job` incomplete; call before the job's first write of the day."""
+        day_status.begin(self.root, job, day)
+
+    def version(self, spec: TableSpec) -> int | None:
+        if self.format != "delta" or not self.exists(spec):
+            return None
+        from deltalake import DeltaTable
+
+        return DeltaTable(str(self.path(spec))).version()
+
+    def finish_day(self, job: str, day: str, outputs: Iterable[TableSpec],
+                   counts: Mapping, inputs: Mapping[str, str]) -> day_status.DayStatus:
+        """Record `day` of `job` complete, last. `inputs` ("job/day" -> token, as returned by
+        `require_complete`) must still be current: an input re-run meanwhile fails here."""
+        ledger = self.ledger()
+        changed = sorted(k for k, token in inputs.items()
+                         if ledger.token(*k.split("/", 1)) != token)
+        if changed:
+            raise RuntimeError(f"{job} {day}: inputs {', '.join(changed)} changed while it "
+                               f"ran; run it again")
+        return day_status.finish(self.root, job, day, counts,
+                                 {spec.name: self.version(spec) for spec in outputs}, inputs)
+
+    def ledger_record(self, job: str, day: str) -> dict | None:
+        """The counts of the day record of `job` for `day`, or None when there is none."""
+        record = day_status.load(self.root, job, day)
+        return None if record is None else record.counts
+
+    def complete_days(self, job: str) -> set[str]:
+        return self.ledger().complete_days(job)
+
+    def require_complete(self, job: str, tables: Sequence[TableSpec], days: Iterable[str],
+                         hint: str) -> dict[str, str]:
+        """Tokens ("job/day" -> token) of the complete days of `job`; a one-line
+        FileNotFoundError otherwise, naming `tables` (the job's outputs the caller reads)
+        with the days that are missing, incomplete (interrupted: partitions without a
+        record) or stale (built from an input that was re-run), and ending with `hint`."""
+        days = list(days)
+        ledger = self.ledger()
+        problems = ledger.problems(job, days)
+        if problems:
+            raise self.incomplete_input(job, tables, problems, hint)
+        return {day_status.key(job, d): ledger.token(job, d) for d in days}
+
+    def incomplete_input(self, job: str, tables: Sequence[TableSpec],
+                         problems: Mapping[str, tuple[str, str]], hint: str
+                         ) -> FileNotFoundError:
+        return self.incomplete_inputs([(job, tables, problems)], hint)
+
+    def incomplete_inputs(self, wanted: Sequence[tuple[str, Sequence[TableSpec],
+                                                       Mapping[str, tuple[str, str]]]],
+                          hint: str) -> FileNotFoundError:
+        """The one-line error for days of jobs that are not complete: each (job, its tables
+        named, day -> (problem, detail)); tables with the same problem on the same days are
+        named together."""
+        problem = self.root_problem()
+        if problem:
+            return FileNotFoundError(problem)
+        groups: dict[tuple[str, str], list[str]] = {}
+        for job, tables, problems in wanted:
+            present = set().union(*(self.days(spec) for spec in tables)) if tables else set()
+            kinds: dict[str, list[str]] = {}
+            for d, (kind, _) in sorted(problems.items()):
+                if kind == day_status.MISSING and d in present:
+                    kind = day_status.INCOMPLETE
+                kinds.setdefault(kind, []).append(d)
+            for kind, found in kinds.items():
+                what = {day_status.MISSING: "missing",
+                        day_status.INCOMPLETE: f"incomplete (interrupted {job}, no day record)",
+                        day_status.STALE: f"out of date ({problems[found[0]][1]})"}[kind]
+                groups.setdefault((what, day_ranges(found)), []).extend(
+                    spec.name for spec in tables)
+        parts = [f"{what} {', '.join(names)} for {days}" for (what, days), names in groups.items()]
+        return FileNotFoundError(f"{'; '.join(parts)}: {hint}")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from features import day_status
 from features.catalog import (
     ANCHOR_PROFILES,
     ANCHORS,
@@ -33,7 +34,9 @@ from jobs.lake import Lake
 from jobs.maps import map_agg
 
 log = logging.getLogger(__name__)
+JOB = "profiles"
 WINDOW_TABLES = (DAILY_USER_STATS, DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR)
+OUTPUTS = (USER_PROFILES, ANCHOR_PROFILES)
 
 
 def first_appearance(dimension: DataFrame, key: str, day: str) -> DataFrame:
@@ -140,30 +143,38 @@ def build_anchor_profiles(
     ).drop("last_live_dt")
 
 
-def check_window(lake: Lake, day: str, window: int, allow_partial: bool) -> list[str]:
-    """The window days that have data; fails naming missing days unless they precede all
-    history and `allow_partial` is set."""
+def check_window(lake: Lake, day: str, window: int, allow_partial: bool
+                 ) -> tuple[list[str], dict[str, str]]:
+    """The window days that are complete (an empty day counts: it had zero activity) and
+    their daily_stats tokens; fails naming days missing, interrupted or out of date, unless
+    they all precede the history and `allow_partial` is set."""
     days = window_before(day, window)
-    missing = lake.missing_by_table(WINDOW_TABLES, days)
-    if not missing:
-        return days
-    absent = {d for found in missing.values() for d in found}
-    history = lake.days(DAILY_ANCHOR_STATS)
+    ledger = lake.ledger()
+    problems = ledger.problems("daily_stats", days)
+    present = [d for d in days if d not in problems]
+    tokens = {day_status.key("daily_stats", d): ledger.token("daily_stats", d) for d in present}
+    if not problems:
+        return days, tokens
+    # Only days never built can precede the history: a stale or interrupted day is inside it.
+    history = ledger.recorded_days("daily_stats")
     start = min(history) if history else None
-    before_history = all(start is None or d < start for d in absent)
+    built = set().union(*(lake.days(spec) for spec in WINDOW_TABLES))
+    before_history = all(kind == day_status.MISSING and d not in built
+                         and (start is None or d < start) for d, (kind, _) in problems.items())
     if not (allow_partial and before_history):
         hint = ("the window starts before the history: use --allow-partial" if before_history
                 else "a gap inside the history: run jobs.daily_stats for these days")
-        raise lake.missing_input(missing, f"profiles {day} window {window}: {hint}")
-    log.warning("profiles %s: partial window, %d of %d days", day, window - len(absent), window)
-    return [d for d in days if d not in absent]
+        raise lake.incomplete_input("daily_stats", WINDOW_TABLES, problems,
+                                    f"profiles {day} window {window}: {hint}")
+    log.warning("profiles %s: partial window, %d of %d days", day, len(present), window)
+    return present, tokens
 
 
 def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = DEFAULT_LAST_K,
         allow_partial: bool = False) -> dict[str, int]:
     """Build and write user_profiles and anchor_profiles for `day`; returns the rows written
     per table."""
-    present = check_window(lake, day, window, allow_partial)
+    present, inputs = check_window(lake, day, window, allow_partial)
     start, end = window_before(day, window)[0], window_before(day, window)[-1]
 
     def read(spec):
@@ -174,9 +185,13 @@ def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = D
                                 last_k, len(present))
     anchors = build_anchor_profiles(lake.read(ANCHORS), read(DAILY_ANCHOR_STATS), pairs, day,
                                     window, len(present))
+    lake.begin_day(JOB, day)
     lake.write_partition(users, USER_PROFILES, day)
     lake.write_partition(anchors, ANCHOR_PROFILES, day)
-    return {spec.name: lake.rows(spec, day) for spec in (USER_PROFILES, ANCHOR_PROFILES)}
+    counts = {spec.name: lake.rows(spec, day) for spec in OUTPUTS}
+    lake.finish_day(JOB, day, OUTPUTS, {**counts, "window": window, "last_k": last_k,
+                                        "window_days_present": len(present)}, inputs)
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:

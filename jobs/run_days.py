@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from features.days import day_arg, days_between
 from features.rules import DEFAULT_LAST_K, LabelRule
 from features.settings import Settings
+from features.validation import TIME_FORMATS
 from jobs import daily_stats, ingest, labels, profiles
 from jobs.cli import int_in, job_parser, rows_summary, run_job
 from jobs.lake import Lake
@@ -34,14 +35,16 @@ def _ingested(summary: dict) -> dict[str, int]:
 
 def run_days(lake: Lake, days: Sequence[str], steps: Sequence[str], window: int,
              last_k: int = DEFAULT_LAST_K, allow_partial: bool = False,
-             landing: str | None = None, rule: LabelRule | None = None) -> dict[str, int]:
+             landing: str | None = None, rule: LabelRule | None = None,
+             time_format: str = "iso") -> dict[str, int]:
     """Run `steps` for each day of `days`, in order, printing one progress line per step;
     returns the rows written per table, summed over the days."""
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"unknown steps {unknown}; choose from {', '.join(STEPS)}")
     actions = {
-        "ingest": lambda d: _ingested(ingest.ingest_day(lake, ingest.landing_root(landing), d)),
+        "ingest": lambda d: _ingested(ingest.ingest_day(lake, ingest.landing_root(landing), d,
+                                                        time_format)),
         "daily_stats": lambda d: daily_stats.run(lake, d),
         "profiles": lambda d: profiles.run(lake, d, window, last_k, allow_partial),
         "labels": lambda d: labels.run(lake, d, rule),
@@ -70,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--allow-partial", action="store_true",
                         help="profiles may use a window cut short by the start of history")
     parser.add_argument("--landing", help="landing root for ingest")
+    parser.add_argument("--time-format", choices=TIME_FORMATS, default="iso",
+                        help="how start_time is written in the landing files (default iso)")
     args = parser.parse_args(argv)
     try:
         days = days_between(args.start, args.end)
@@ -79,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def work(lake: Lake, settings: Settings) -> str:
         totals = run_days(lake, days, args.steps.split(","), args.window or settings.window_days,
                           args.last_k or settings.last_k, args.allow_partial,
-                          args.landing or str(settings.landing_root))
+                          args.landing or str(settings.landing_root),
+                          time_format=args.time_format)
         return f"run_days {args.start}..{args.end} ({len(days)} days): {rows_summary(totals)}"
 
     return run_job("run_days", args, work)

@@ -85,9 +85,18 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
         raise ValueError(f"holdout days must be in [1, {days - 1}], got {holdout_days}")
     label_days = days_between(add_days(end, -(days - 1)), end)
     train_days, holdout = label_days[:-holdout_days], label_days[-holdout_days:]
-    lake.require_days((LABELS, USER_PROFILES, ANCHOR_PROFILES), label_days,
-                      "a training set needs every label day and its profiles: run "
-                      "jobs.run_days (or jobs.profiles and jobs.labels) for these days")
+    hint = ("a training set needs every label day and its profiles: run jobs.run_days (or "
+            "jobs.profiles and jobs.labels) for these days")
+    ledger = lake.ledger()
+    wanted = [(job, tables, ledger.problems(job, label_days))
+              for job, tables in (("labels", (LABELS,)),
+                                  ("profiles", (USER_PROFILES, ANCHOR_PROFILES)))]
+    if any(problems for _, _, problems in wanted):
+        raise lake.incomplete_inputs(wanted, hint)
+    # A label day without labels (no sessions, or none outside the dropped band) is a
+    # valid day with zero examples: kept in the range and named in the manifest.
+    empty_days = [d for d in label_days
+                  if (lake.ledger_record("labels", d) or {}).get("labels", 0) == 0]
     users = lake.read_days(USER_PROFILES, label_days[0], end)
     anchors = lake.read_days(ANCHOR_PROFILES, label_days[0], end)
     windows = {r[0] for r in users.select("window_days").distinct().collect()}
@@ -116,7 +125,7 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
 
     manifest = TrainingSetManifest(
         run_id=run_id, end=end, days=days, window=window, seed=seed, shards=shards,
-        train_days=train_days, holdout_days=holdout,
+        train_days=train_days, holdout_days=holdout, empty_days=empty_days,
         tables=Tables(train=train_spec.name, validation=validation_spec.name,
                       candidates=candidates_spec.name),
         format=lake.format,
@@ -150,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="N: the profile window the profiles must have been built with")
     parser.add_argument("--run-id", help="name of the run (default: end-D_M-m_N-n)")
     parser.add_argument("--holdout-days", type=int_in(1, 364), default=1)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int_in(0, 2**63 - 1), default=7)
     parser.add_argument("--shards", type=int_in(1, 4096), default=DEFAULT_SHARDS)
     args = parser.parse_args(argv)
     run_id = args.run_id or f"end-{args.end}_M-{args.days}_N-{args.window}"

@@ -1,11 +1,18 @@
 """The distributed training loop shared by TensorFlow models (custom loop, `strategy.run`).
 
-Strategy by setting: default (one device), mirrored (all local GPUs), multi_worker
-(TF_CONFIG, e.g. from training.launcher), or auto (mirrored when GPUs are visible, else
-default). Each worker reads its own subset of files (`distribute_datasets_from_function`)
-and every worker runs the same number of steps, computed from Parquet metadata, so
-collectives never wait on a worker that ran out of data. The loop knows nothing of the
-model: it asks a `Trainable` for the per-example loss of a batch and its variables.
+Strategy by setting: default (one device: the first GPU when one is visible, else the
+CPU), mirrored (all local GPUs), multi_worker (TF_CONFIG, e.g. from training.launcher), or
+auto (mirrored when GPUs are visible, else default). Each worker reads its own subset of
+files (`distribute_datasets_from_function`) and every worker runs the same number of steps,
+computed from Parquet metadata, so collectives never wait on a worker that ran out of data.
+The loop knows nothing of the model: it asks a `Trainable` to encode a batch on the host,
+then for the per-example loss of an encoded batch and its variables.
+
+Speed settings: `precision` is the Keras dtype policy the model is built under
+("mixed_float16" also wraps the optimizer in a dynamic `LossScaleOptimizer`); `xla`
+compiles the forward and backward pass (`jit_compile`), while the optimizer update and the
+cross-replica sum stay outside it. Encoded batches are prefetched to each replica's
+device, so a GPU never waits on a host-to-device copy.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,8 +46,12 @@ class Trainable(Protocol):
     @property
     def trainable_variables(self) -> list: ...
 
-    def loss(self, batch: Mapping[str, Any]) -> Any:
-        """Per-example loss `[replica_batch]` of a batch of raw columns, in training mode."""
+    def encode(self, batch: Mapping[str, Any]) -> Any:
+        """A batch of raw columns -> the tensors `loss` reads, in the input pipeline on the
+        host (string lookups, casts); no string may be left, it would not reach a GPU."""
+
+    def loss(self, encoded: Any) -> Any:
+        """Per-example loss `[replica_batch]` float32 of an encoded batch, in training mode."""
 
     def checkpoint_items(self) -> dict[str, Any]:
         """Trackable objects saved in every checkpoint (optimizer and step are added)."""
@@ -55,11 +67,51 @@ class LoopResult:
 def select_strategy(name: str):
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "multi_worker" or (name == "auto" and "TF_CONFIG" in os.environ):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "mirrored" or (name == "auto" and tf.config.list_physical_devices("GPU")):
+        # NCCL refuses two ranks on one GPU: workers sharing a host's GPUs use gRPC rings
+        ring = tf.distribute.experimental.CommunicationImplementation.RING
+        options = (tf.distribute.experimental.CommunicationOptions(implementation=ring)
+                   if gpus and workers_on_this_host() > len(gpus) else None)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    if name == "mirrored" or (name == "auto" and gpus):
         return tf.distribute.MirroredStrategy()
+    if gpus:  # one device, with its input prefetched to it (the default strategy does not)
+        return tf.distribute.OneDeviceStrategy("/gpu:0")
     return tf.distribute.get_strategy()
+
+
+def workers_on_this_host() -> int:
+    """Tasks of the TF_CONFIG cluster on this task's host (1 without a cluster)."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task, cluster = config.get("task", {}), config.get("cluster", {})
+    try:
+        mine = cluster[task["type"]][task["index"]].rsplit(":", 1)[0]
+    except (KeyError, IndexError, TypeError):
+        return 1
+    return sum(address.rsplit(":", 1)[0] == mine
+               for addresses in cluster.values() for address in addresses)
+
+
+@contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Keras layers built inside take the dtype policy `name` ("float32", "mixed_float16",
+    "mixed_bfloat16"); the global policy is restored on leaving."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def has_strings(spec: Any) -> bool:
+    """Whether a dataset's `element_spec` holds a string tensor (which stays on the host)."""
+    import tensorflow as tf
+
+    return any(s.dtype == tf.string for s in tf.nest.flatten(spec))
 
 
 def rows_per_pipeline(files: Sequence[str], pipelines: int) -> list[int]:
@@ -94,8 +146,14 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
         total_steps = min(total_steps, loop.max_steps)
 
     with strategy.scope():
-        trainable = build(per_replica)
+        with dtype_policy(loop.precision):
+            trainable = build(per_replica)
+        variables = trainable.trainable_variables
         optimizer = keras.optimizers.Adam(loop.learning_rate)
+        if loop.precision == "mixed_float16":  # bfloat16 has float32's range: no scaling
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        # built now, so a traced step reads the live loss scale, not its initial value
+        optimizer.build(variables)
     # host-side bookkeeping: a plain variable, not a mirrored one, so Python can read it
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     with strategy.scope():
@@ -112,16 +170,29 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
         return make_dataset(mine, trainable.columns,
                             context.get_per_replica_batch_size(loop.batch_size),
                             loop.seed + context.input_pipeline_id, trainable.id_list_width,
-                            epochs=10**6)
+                            epochs=10**6, transform=trainable.encode)
 
-    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    probe = make_dataset(files[:1], trainable.columns, per_replica, loop.seed,
+                         trainable.id_list_width, transform=trainable.encode)
+    options = tf.distribute.InputOptions(
+        experimental_fetch_to_device=not has_strings(probe.element_spec),
+        experimental_per_replica_buffer_size=2)
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn, options))
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def step_fn(batch):
+    def gradients(batch):
         with tf.GradientTape() as tape:
             loss = tf.nn.compute_average_loss(trainable.loss(batch),
                                               global_batch_size=loop.batch_size)
-        variables = trainable.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+            target = optimizer.scale_loss(loss) if scaled else loss
+        return loss, tape.gradient(target, variables)  # scaled: apply_gradients unscales
+
+    if loop.xla:  # the update and its cross-replica sum (merge_call) stay outside XLA
+        gradients = tf.function(gradients, jit_compile=True)
+
+    def step_fn(batch):
+        loss, grads = gradients(batch)
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
     @tf.function
@@ -159,7 +230,8 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
             started, window_loss, window_steps = time.perf_counter(), 0.0, 0
 
     summary = {"steps": int(step), "steps_per_epoch": steps_per_epoch, "replicas": replicas,
-               "workers": pipelines,
+               "workers": pipelines, "strategy": type(strategy).__name__,
+               "precision": loop.precision, "xla": loop.xla,
                "final_loss": history[-1]["loss"] if history else None,
                "examples_per_sec": float(np.median([h["examples_per_sec"] for h in history]))
                if history else None}

@@ -3,8 +3,8 @@
 No Spark and no TensorFlow: the files of each table come from the Delta log (only committed
 files) or a Parquet listing, and rows come out of pyarrow as NumPy columns. Strings become
 object arrays (null -> ""), integers and booleans keep their dtype (null -> 0 / False), and
-lists become fixed-width 2-D arrays (id lists padded with 0 to `id_list_width`, float lists
-to their longest row).
+lists become fixed-width 2-D arrays (id lists padded with -1 to `id_list_width`, since 0 is
+a valid id; float lists padded with 0 to their longest row).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def to_numpy(column: pa.ChunkedArray | pa.Array, id_list_width: int) -> np.ndarr
         values = column.flatten().to_numpy(zero_copy_only=False)
         is_ids = pa.types.is_integer(column.type.value_type)
         width = id_list_width if is_ids else int(lengths.max(initial=0))
-        out = np.zeros((len(column), width), dtype=values.dtype if values.size else np.float64)
+        dtype = values.dtype if values.size else (np.int64 if is_ids else np.float64)
+        out = np.full((len(column), width), -1 if is_ids else 0, dtype=dtype)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         for j in range(width):  # widths are small: one vectorised pass per position
             has = lengths > j

@@ -12,7 +12,7 @@ from features.catalog import ALL_TABLES
 from features.days import add_days, days_between
 from tests.dags.conftest import run_dag, simulate_landing
 
-pytestmark = pytest.mark.engine
+pytestmark = pytest.mark.e2e  # whole DAG runs through Airflow (dag.test)
 
 SPECS = {spec.name: spec for spec in ALL_TABLES}
 

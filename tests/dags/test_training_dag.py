@@ -13,7 +13,7 @@ import pytest
 from features.days import add_days, days_between
 from tests.dags.conftest import run_dag, simulate_landing
 
-pytestmark = pytest.mark.engine
+pytestmark = pytest.mark.e2e  # whole DAG runs through Airflow (dag.test)
 
 START, DAYS, WINDOW = "2026-04-01", 6, 2
 END = add_days(START, DAYS - 1)

@@ -71,3 +71,8 @@ def test_the_manifest_is_strict():
         _manifest(days=1)
     with pytest.raises(ValidationError, match="frozen"):
         _manifest().seed = 8
+
+
+def test_empty_label_days_are_recorded():
+    assert _manifest().empty_days == []  # manifests written before the field still load
+    assert _manifest(empty_days=["2026-01-04"]).empty_days == ["2026-01-04"]

@@ -45,7 +45,9 @@ def test_config_overrides_are_checked():
     ({"min_join_coverage": -0.1}, "min_join_coverage: Input should be greater than or equal"),
     ({"min_positive_rate": 0.9, "max_positive_rate": 0.1},
      r"min_positive_rate \(0.9\) is above max_positive_rate \(0.1\)"),
-    ({"min_count_ratio": 3.0}, r"min_count_ratio \(3.0\) is above max_count_ratio"),
+    ({"min_count_ratio": 4.0}, r"min_count_ratio \(4.0\) is above max_count_ratio"),
+    ({"max_count_ratio": "inf"}, "max_count_ratio: Input should be a finite number"),
+    ({"min_rows_for_rate": 0}, "min_rows_for_rate: Input should be greater than or equal to 1"),
 ])
 @pytest.mark.unit
 def test_config_bounds(overrides, fragment):
@@ -75,7 +77,8 @@ STATS = {
 
 @pytest.mark.unit
 def test_label_day_checks_hold_each_day_to_its_thresholds():
-    status = _status(data_gate.label_day_checks(STATS, DataGateConfig(trailing_days=3)))
+    config = DataGateConfig(trailing_days=3, min_count_ratio=0.5, min_rows_for_rate=10)
+    status = _status(data_gate.label_day_checks(STATS, config))
     assert status == {
         "label_rows_vs_median[2026-01-01]": "skip",  # nothing before the first day
         "positive_rate[2026-01-01]": "pass",
@@ -85,11 +88,72 @@ def test_label_day_checks_hold_each_day_to_its_thresholds():
         "positive_rate[2026-01-04]": "pass",
         "null_rate[2026-01-04][user_id]": "fail",  # 1% null ids, none allowed
         "quarantine_rate[2026-01-04]": "fail",  # 20% > 5%
+        "quarantine_jump[2026-01-04]": "warn",  # 20% against a trailing median of 1%
         "label_rows_vs_median[2026-01-05]": "fail",  # 40 / median(90, 110, 100) = 0.4 < 0.5
         "positive_rate[2026-01-05]": "fail",  # 0.1% < 2%
         "null_rate[2026-01-05][user_id]": "pass",
-        "quarantine_rate[2026-01-05]": "fail",  # nothing ingested: no rate is a failure
+        "quarantine_rate[2026-01-05]": "skip",  # no session lines: an empty day
+        "positive_rate[all]": "pass",  # (50 + 50 + 0.04) / 240
     }
+
+
+def _days(counts: list[int], positives: list[int], quarantine=None) -> dict:
+    """Stats of consecutive label days from 2026-01-01 (every day a label day)."""
+    days = days_between("2026-01-01", add_days("2026-01-01", len(counts) - 1))
+    return {"label_days": days, "counts": dict(zip(days, counts, strict=True)),
+            "positive_rates": {d: p / n if n else None
+                               for d, n, p in zip(days, counts, positives, strict=True)},
+            "negatives": {d: n - p for d, n, p in zip(days, counts, positives, strict=True)},
+            "null_rates": {}, "quarantine_rates": dict(zip(days, quarantine or
+                                                           [0.01] * len(days), strict=True))}
+
+
+def _failed(stats: dict, config: DataGateConfig | None = None) -> list[str]:
+    return [c["name"] for c in data_gate.label_day_checks(stats, config or DataGateConfig())
+            if c["status"] == "fail"]
+
+
+@pytest.mark.unit
+def test_default_gate_passes_a_sparse_real_log():
+    # ~50 label rows a day swinging 10..90, a handful of rows at rate 1.0 on one day:
+    # nothing has the support to be judged on its own, the pooled rate is normal.
+    counts = [50, 12, 90, 45, 5, 60, 30, 75, 40, 55]
+    positives = [20, 5, 30, 20, 5, 25, 10, 30, 15, 20]
+    assert _failed(_days(counts, positives)) == []
+
+
+@pytest.mark.unit
+def test_default_gate_passes_a_positives_only_log():
+    counts = [400, 380, 420, 390, 410, 405, 395, 400]
+    checks = data_gate.label_day_checks(_days(counts, counts), DataGateConfig())
+    assert [c["name"] for c in checks if c["status"] == "fail"] == []
+    negatives = next(c for c in checks if c["name"] == "negatives")
+    assert negatives["status"] == "pass" and "in-batch and sampled negatives" in negatives["note"]
+
+
+@pytest.mark.unit
+def test_default_gate_fails_a_broken_day_at_normal_volume():
+    counts = [1000] * 8
+    positives = [300] * 8
+    drop = _days(counts[:-1] + [100], positives[:-1] + [30])  # tenfold volume drop
+    assert _failed(drop) == ["label_rows_vs_median[2026-01-08]"]
+    none = _days(counts, positives[:-1] + [0])  # normal volume, not one positive
+    assert _failed(none) == ["positive_rate[2026-01-08]"]
+    # a log with negatives whose last day lost them all is not a positives-only log
+    all_pos = _days(counts, positives[:-1] + [1000])
+    assert _failed(all_pos) == ["positive_rate[2026-01-08]"]
+
+
+@pytest.mark.unit
+def test_a_quarantine_jump_is_flagged_not_failed():
+    stats = _days([1000] * 8, [300] * 8, quarantine=[0.001] * 7 + [0.04])
+    checks = {c["name"]: c for c in data_gate.label_day_checks(stats, DataGateConfig())}
+    assert checks["quarantine_jump[2026-01-08]"]["status"] == "warn"
+    assert checks["quarantine_rate[2026-01-08]"]["status"] == "pass"  # 4% <= 5%
+    from features.checks import gate_report
+
+    report = gate_report("data_gate", list(checks.values()))
+    assert report["passed"] and report["warned"] == ["quarantine_jump[2026-01-08]"]
 
 
 def _manifest(train_rows: int, validation_rows: int) -> TrainingSetManifest:
@@ -156,7 +220,7 @@ def test_data_gate_on_a_tiny_lake(tiny_training_set, spark):
     # (min above the default max 0.98 is refused as a config error: raise both)
     strict = data_gate.run_data_gate(lake, days, manifest, DataGateConfig(
         min_positive_rate=0.99, max_positive_rate=1.0))
-    assert strict["failed"] == [f"positive_rate[{d}]" for d in days]
+    assert strict["failed"] == [f"positive_rate[{d}]" for d in days] + ["positive_rate[all]"]
 
     early = days_between("2026-01-29", "2026-02-01")  # before the simulated history
     absent = data_gate.run_data_gate(lake, early, None, DataGateConfig())

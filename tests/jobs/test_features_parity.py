@@ -44,6 +44,8 @@ def test_feature_jobs_match_on_jvm_spark(lake, jvm_lake):
     tiny_lake.build(lake, seed=11)
     for spec in (USERS, ANCHORS, LIVE_SCHEDULE, RAW_WATCH_SESSIONS):
         jvm_lake.overwrite_table(lake.read(spec), spec)  # same inputs, as Parquet
+    for day in DAYS:
+        tiny_lake.record_ingested(jvm_lake, day)
     steps = ["daily_stats", "profiles", "labels"]
     days = DAYS[:6]  # days 3..5 get full 3-day windows
     run_days(lake, days, steps, window=3, last_k=3, allow_partial=True)

@@ -17,30 +17,53 @@ GOOD = ('{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T08:00:00Z", '
         '"watch_seconds": 45.0}')
 # Each bad line breaks exactly one rule; the expected reason is the key.
 BAD = {
-    "unparsable": ['{"user_id": 1, "anchor', "not json at all", "[1, 2]"],
+    "unparsable": ['{"user_id": 1, "anchor', "not json at all", "[1, 2]",
+                   # NaN and Infinity are not JSON
+                   '{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z", '
+                   '"watch_seconds": NaN}',
+                   '{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z", '
+                   '"watch_seconds": 5, "gift_value": Infinity}'],
     "missing_column": ['{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z"}'],
     "null_id": ['{"user_id": null, "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z", '
                 '"watch_seconds": 5}'],
+    "duplicate_key": ['{"user_id": 1, "anchor_id": 10, "anchor_id": 11, '
+                      '"start_time": "2026-03-02T09:00:00Z", "watch_seconds": 5}'],
+    # ids are JSON integers in [0, 2^53 - 1]: strings (even of digits), floats and bools
+    # are refused
     "malformed_id": ['{"user_id": "u1x", "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z", '
                      '"watch_seconds": 5}',
                      '{"user_id": 1, "anchor_id": -4, "start_time": "2026-03-02T09:00:00Z", '
-                     '"watch_seconds": 5}'],
+                     '"watch_seconds": 5}',
+                     *[f'{{"user_id": {v}, "anchor_id": 10, "start_time": '
+                       f'"2026-03-02T09:00:00Z", "watch_seconds": 5}}'
+                       for v in ('" 11 "', '"+18"', '"1"', "1.0", "true", str(2**53))]],
     "bad_timestamp": ['{"user_id": 1, "anchor_id": 10, "start_time": "yesterday", '
-                      '"watch_seconds": 5}'],
+                      '"watch_seconds": 5}',
+                      '{"user_id": 1, "anchor_id": 10, "start_time": "2026", '
+                      '"watch_seconds": 5}',
+                      '{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:00", '
+                      '"watch_seconds": 5}'],  # no zone: incomplete
     "out_of_day": ['{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-01T23:59:59Z", '
                    '"watch_seconds": 5}'],
     "bad_duration": ['{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z", '
                      '"watch_seconds": -3}',
                      '{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:01Z", '
-                     '"watch_seconds": 1e7}'],
+                     '"watch_seconds": 1e7}',
+                     '{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:02Z", '
+                     '"watch_seconds": "5"}'],
     "bad_gift": ['{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z", '
-                 '"watch_seconds": 5, "gift_value": -1}'],
+                 '"watch_seconds": 5, "gift_value": -1}',
+                 '{"user_id": 1, "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z", '
+                 '"watch_seconds": 5, "gift_value": 1e308}'],
     "unknown_user": ['{"user_id": 999, "anchor_id": 10, "start_time": "2026-03-02T09:00:00Z", '
                      '"watch_seconds": 5}'],
     "unknown_anchor": ['{"user_id": 1, "anchor_id": 77, "start_time": "2026-03-02T09:00:00Z", '
                        '"watch_seconds": 5}'],
     "duplicate": [GOOD, GOOD],  # two extra copies of the first GOOD line
 }
+# Lines that cannot be decoded: written as bytes into a second file of the day.
+BAD_BYTES = {"bad_encoding": [b'{"user_id": 1, "anchor_id": 10, "note": "\xff"}',
+                              '\ufeff{"user_id": 1}'.encode()]}
 ACCEPTED = [
     GOOD,
     # user 2 signed up the day before: known from the earlier landing day
@@ -72,7 +95,13 @@ def make_landing(root: Path) -> Path:
     _write(root / "live_schedule" / f"dt={DAY}", ['{"anchor_id": 10}', '{"anchor_id": 11}'])
     sessions = ACCEPTED + [line for lines in BAD.values() for line in lines]
     _write(root / "watch_sessions" / f"dt={DAY}", sessions[::-1])
+    (root / "watch_sessions" / f"dt={DAY}" / "part-00001.jsonl").write_bytes(
+        b"\n".join(line for lines in BAD_BYTES.values() for line in lines) + b"\n")
     return root
+
+
+def _expected_rejects() -> dict[str, int]:
+    return {reason: len(lines) for reason, lines in {**BAD, **BAD_BYTES}.items()}
 
 
 def _table(lake, spec) -> list[tuple]:
@@ -85,10 +114,10 @@ def test_every_line_is_accepted_or_quarantined_with_its_reason(lake, tmp_path):
     summary = ingest.ingest_day(lake, landing, DAY)
 
     sessions = summary["sources"]["watch_sessions"]
-    assert sessions["quarantined"] == {reason: len(lines) for reason, lines in BAD.items()}
+    assert sessions["quarantined"] == _expected_rejects()
     assert set(sessions["quarantined"]) == set(SESSION_REASONS)
     assert sessions["accepted"] == len(ACCEPTED)
-    assert sessions["lines"] == len(ACCEPTED) + sum(map(len, BAD.values()))
+    assert sessions["lines"] == len(ACCEPTED) + sum(_expected_rejects().values())
     # users: one malformed line, one exact repeat of user 1
     assert summary["sources"]["users"] == {"lines": 4, "accepted": 2,
                                            "quarantined": {"duplicate": 1, "malformed_id": 1}}
@@ -132,7 +161,7 @@ def test_the_job_prints_what_it_wrote(lake, tmp_path, capsys):
     landing = make_landing(tmp_path / "landing")
     assert ingest.main(["--date", DAY, "--landing", str(landing), "--lake", str(lake.root),
                         "--engine", "sail"]) == 0
-    sessions_bad = sum(map(len, BAD.values()))
+    sessions_bad = sum(_expected_rejects().values())
     # users: "x" is malformed and user 1 is repeated; every other source is clean
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"ingest {DAY}: raw_watch_sessions 3 rows ({sessions_bad} quarantined), users 2 rows "

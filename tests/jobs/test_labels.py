@@ -72,6 +72,38 @@ def test_the_job_prints_the_rows_it_wrote(lake, capsys):
                          RAW_WATCH_SESSIONS, DAY)
     for spec in (USERS, ANCHORS):
         lake.create(spec)
+    lake.finish_day("ingest", DAY, (), {}, {})  # the day's record, as jobs.ingest leaves it
     assert labels.main(["--date", DAY, "--lake", str(lake.root), "--engine", "sail"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"labels {DAY}: labels 2 rows"
     assert lake.rows(LABELS, DAY) == 2
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("flag", ["--positive-seconds", "--negative-seconds"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "86401", "thirty"])
+def test_thresholds_must_be_finite_and_bounded(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        labels.main(["--date", DAY, flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        LabelRule(float(value) if value != "thirty" else value, 2.0) \
+            if flag == "--positive-seconds" else LabelRule(30.0, float(value)
+                                                           if value != "thirty" else value)
+
+
+@pytest.mark.engine
+def test_watch_totals_are_compared_in_fixed_point(spark):
+    """10.1 + 10.2 + 9.7 is 29.999999999999996 in floats but 30 s as written: positive;
+    0.7 + 0.7 + 0.6 is 2 s: a negative (bounce)."""
+    t = datetime(2026, 5, 2, 12)
+    watches = [(1, 10, 10.1), (1, 10, 10.2), (1, 10, 9.7), (2, 10, 0.7), (2, 10, 0.7),
+               (2, 10, 0.6)]
+    sessions = spark.createDataFrame(
+        [(i, u, a, t, s, 0.0, DAY) for i, (u, a, s) in enumerate(watches)],
+        spark_schema(RAW_WATCH_SESSIONS))
+    assert sum(s for _, _, s in watches[:3]) < 30  # the float sum misses the threshold
+    empty_users = spark.createDataFrame([], spark_schema(USERS))
+    empty_anchors = spark.createDataFrame([], spark_schema(ANCHORS))
+    out = labels.build_labels(sessions, empty_users, empty_anchors, DAY, LabelRule())
+    assert sorted((r.user_id, r.label) for r in out.collect()) == [(1, 1), (2, 0)]

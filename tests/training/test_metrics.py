@@ -7,7 +7,14 @@ import itertools
 import numpy as np
 import pytest
 
-from training.metrics import auc, ranking_metrics, top_k
+from training.metrics import (
+    auc,
+    per_user_metrics,
+    ranking_metrics,
+    sample_negatives,
+    sampled_auc,
+    top_k,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -33,7 +40,33 @@ def test_slices_count_only_their_positives():
     assert ranking_metrics(scores, positives, (1,), cold)["recall@1"] == 0.0
     assert ranking_metrics(scores, positives, (3,), cold)["recall@3"] == 1.0
     empty = ranking_metrics(scores, positives, (1,), np.zeros_like(cold))
-    assert empty["users"] == 0 and np.isnan(empty["recall@1"])
+    # no user to average over: None (strict JSON), and the note says why
+    assert empty["users"] == 0 and empty["recall@1"] is None and "no user" in empty["note"]
+
+
+def test_per_user_rows_are_nan_where_a_row_has_no_positive():
+    scores = np.array([[0.9, 0.8, 0.1], [0.3, 0.2, 0.1]])
+    positives = np.array([[False, True, False], [False, False, False]])
+    rows = per_user_metrics(scores, positives, (1, 2))
+    assert rows["recall@1"][0] == 0.0 and rows["recall@2"][0] == 1.0
+    assert rows["ndcg@2"][0] == pytest.approx(1 / np.log2(3))
+    assert np.isnan(rows["recall@1"][1])  # left out of every mean, never written as NaN
+
+
+def test_sampled_negatives_avoid_the_excluded_and_auc_counts_ties_half():
+    excluded = np.array([[True, False, False, True], [True, True, True, False]])
+    drawn, valid = sample_negatives(excluded, 3, np.random.default_rng(0))
+    assert valid.sum(axis=1).tolist() == [2, 1]  # row 1 has one allowed candidate
+    assert not np.take_along_axis(excluded, drawn, axis=1)[valid].any()
+    # row 0: positive 0 (score 0.5) vs negatives 1 (0.5, a tie) and 2 (0.1): (0.5 + 1) / 2
+    # row 1: positives 0, 1 (0.9, 0.1) vs negative 3 (0.2): (1 + 0) / 2; row 2 none: NaN
+    scores = np.array([[0.5, 0.5, 0.1, 0.0], [0.9, 0.1, 0.5, 0.2], [0.1, 0.2, 0.3, 0.4]])
+    positives = np.array([[True, False, False, False], [True, True, False, False],
+                          [False] * 4])
+    negatives = np.array([[1, 2], [3, 3], [0, 1]])
+    valid = np.array([[True, True], [True, False], [True, True]])
+    got = sampled_auc(scores, positives, negatives, valid)
+    assert got[:2].tolist() == [0.75, 0.5] and np.isnan(got[2])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -44,6 +77,7 @@ def test_auc_equals_the_pairwise_definition(seed):
     pairs = [(1.0 if p > n else 0.5 if p == n else 0.0)
              for p, n in itertools.product(scores[labels], scores[~labels])]
     assert auc(scores, labels) == pytest.approx(np.mean(pairs))
+    assert auc(scores, np.ones_like(labels)) is None  # one class only: undefined
 
 
 def test_top_k_is_sorted_best_first():

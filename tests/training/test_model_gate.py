@@ -68,6 +68,67 @@ def test_an_eval_day_without_cold_anchor_positives_skips_the_cold_checks():
     assert "cold_anchor_recall@50_lift_over_random" not in status
 
 
+def _versus(metrics, name, recall, low, high, users=500):
+    """`metrics` with baseline `name` (recall@50 `recall`) and the model's bootstrap
+    interval of recall@50 minus it."""
+    diff = metrics["model"]["recall@50"] - recall
+    return {**metrics,
+            "baselines": {**metrics["baselines"], name: {"recall@50": recall}},
+            "comparisons": {**metrics.get("comparisons", {}), name: {
+                "recall@50": {"diff": diff, "low": low, "high": high, "user_days": users}}}}
+
+
+def test_beats_baseline_needs_the_interval_above_the_margin():
+    config = ModelGateConfig()
+    assert config.gate_baselines == ("popularity",) and config.min_lift_over_baseline == 0.0
+    # model 0.4 vs popularity 0.3: diff 0.1, interval [0.06, 0.14] above 0
+    clear = mg.baseline_checks(_versus(_metrics(0.75, 0.4), "popularity", 0.3, 0.06, 0.14),
+                               config)
+    assert _status(clear) == {"beats_baseline[popularity]": "pass"}
+    assert clear[0]["value"] == 0.06 and "[+0.0600, +0.1400] over 500 user-days" in \
+        clear[0]["note"]
+    # a higher mean whose interval reaches below 0 is not a win
+    unsure = _versus(_metrics(0.75, 0.4), "popularity", 0.38, -0.01, 0.05)
+    assert _status(mg.baseline_checks(unsure, config)) == {"beats_baseline[popularity]": "fail"}
+    # a required margin: 0.06 is not above 0.1
+    strict = ModelGateConfig(min_lift_over_baseline=0.1)
+    assert mg.baseline_checks(_versus(_metrics(0.75, 0.4), "popularity", 0.3, 0.06, 0.14),
+                              strict)[0]["status"] == "fail"
+
+
+def test_beats_baseline_skips_an_absent_baseline_and_fails_without_an_interval():
+    config = ModelGateConfig(gate_baselines=("popularity", "rewatch"))
+    metrics = _versus(_metrics(0.75, 0.4), "popularity", 0.3, 0.06, 0.14)
+    checks = {c["name"]: c for c in mg.baseline_checks(metrics, config)}
+    assert checks["beats_baseline[rewatch]"]["status"] == "skip"
+    assert "'rewatch' is not in the metrics" in checks["beats_baseline[rewatch]"]["note"]
+    no_interval = {**metrics, "comparisons": {}}  # metrics of an older evaluation
+    assert mg.baseline_checks(no_interval, config)[0]["status"] == "fail"
+    # fewer candidates than K: both recalls are 1, nothing to tell apart
+    full = _versus(_metrics(0.75, 1.0), "popularity", 1.0, 0.0, 0.0)
+    assert mg.baseline_checks(full, ModelGateConfig())[0]["status"] == "skip"
+
+
+def test_a_slice_with_little_support_is_reported_not_gated():
+    config = ModelGateConfig()
+    small = _metrics(0.75, 0.4, cold=0.01)  # far below the cold-anchor floor...
+    small["slices"]["cold_anchor"]["users"] = 7  # ...on 7 user-days only
+    checks = {c["name"]: c for c in mg.metric_checks(small, config)}
+    assert checks["cold_anchor_recall@50"]["status"] == "skip"
+    assert checks["cold_anchor_recall@50"]["note"] == "support 7 < 20"
+    assert checks["cold_anchor_recall@50_lift_over_random"]["status"] == "skip"
+    small["slices"]["cold_anchor"]["users"] = 20  # enough: gated, and it fails
+    assert _status(mg.metric_checks(small, config))["cold_anchor_recall@50"] == "fail"
+
+
+def test_the_gate_report_holds_the_baseline_checks():
+    report = mg.run_model_gate(_versus(_metrics(0.75, 0.4), "popularity", 0.35, -0.02, 0.12),
+                               None, ModelGateConfig())
+    assert report["failed"] == ["beats_baseline[popularity]"]
+    assert "beats_baseline[popularity]: value -0.02 not interval low > 0.0" in \
+        failure_summary(report)
+
+
 def test_non_regression_against_the_champion():
     config = ModelGateConfig(max_regression=0.01)
     assert _status(mg.regression_checks(_metrics(0.7, 0.4), None, config)) == \

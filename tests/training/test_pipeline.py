@@ -35,8 +35,9 @@ def files(tmp_path):
 def test_arrow_columns_become_fixed_width_numpy_with_nulls_filled(files):
     table = pq.read_table(files[0])
     ids = to_numpy(table.column("ids"), id_list_width=3)
-    assert ids.shape == (10, 3) and ids[0].tolist() == [1, 2, 3] and ids[6].tolist() == [0, 0, 0]
-    assert ids[8].tolist() == [6, 7, 0]
+    # id lists are padded with -1: 0 is a valid id
+    assert ids.shape == (10, 3) and ids[0].tolist() == [1, 2, 3]
+    assert ids[6].tolist() == [-1, -1, -1] and ids[8].tolist() == [6, 7, -1]
     assert to_numpy(table.column("city"), 3).tolist()[:2] == ["a", ""]
     assert to_numpy(table.column("flag"), 3).tolist()[:2] == [True, False]
     assert to_numpy(table.column("count"), 3).tolist()[:2] == [1, 0]

@@ -87,7 +87,8 @@ def test_train_resume_export_and_reload_parity(tiny_training_set, tmp_path):
 
     data = TrainingSet(lake, run_id)
     metrics = evaluate_model(data, "two_tower", export, tiny_training_set["landing"], out)
-    assert set(metrics["baselines"]) == {"popularity", "random", "oracle"}
+    assert set(metrics["baselines"]) == {"popularity", "random", "oracle", "recent_popularity",
+                                         "segment_popularity", "rewatch", "item_cf", "als"}
     assert 0.0 <= metrics["model"]["recall@50"] <= 1.0 and metrics["embeddings_finite"]
     assert set(metrics["slices"]) == {"warm_user", "cold_user", "warm_anchor", "cold_anchor"}
     assert json.loads((out / "metrics.json").read_text())["model"] == metrics["model"]
@@ -110,7 +111,8 @@ class _Perfect:
 def test_evaluation_ranks_every_scorer_on_the_same_candidates(tiny_training_set):
     data = TrainingSet(tiny_training_set["lake"], tiny_training_set["run_id"])
     baselines = baseline_scorers(data, landing=None, seed=3)
-    assert set(baselines) == {"popularity", "random"}  # no ground truth, no oracle
+    assert set(baselines) == {"popularity", "random", "recent_popularity",  # no ground truth,
+                              "segment_popularity", "rewatch", "item_cf", "als"}  # no oracle
     metrics = evaluate(data, {"model": _Perfect(data), **baselines})
     assert metrics["eval_days"] == data.manifest.holdout_days
     # every positive ranked first: NDCG 1 at any K, recall@K = min(positives, K) / positives

@@ -15,9 +15,11 @@ from training.models.two_tower.towers import CategoricalFeature, SequenceFeature
 class RawFeatureEncoder(tf.Module):
     """Raw columns of one tower -> (tower inputs, preference mask `[B]` float32).
 
-    Strings become vocabulary ids (unknown -> -1, the tower's out-of-vocabulary row); numbers
-    become float32 with NaN (a null) -> 0; id lists are padded or cut to K; has_history
-    becomes the preference mask (a cold entity's preference group is zero, as in training).
+    Strings become vocabulary ids (unknown -> -1, the tower's out-of-vocabulary row); anchor
+    ids become embedding rows through a lookup table (unknown -> the out-of-vocabulary row;
+    -1 in an id list is padding -> 0); numbers become float32 with NaN (a null) -> 0; id
+    lists are padded or cut to K; has_history becomes the preference mask (a cold entity's
+    preference group is zero, as in training).
     """
 
     def __init__(self, spec: TowerSpec, vocab: Vocabularies) -> None:
@@ -31,6 +33,11 @@ class RawFeatureEncoder(tf.Module):
                 init = tf.lookup.KeyValueTensorInitializer(
                     keys, tf.range(tf.size(keys, out_type=tf.int64), dtype=tf.int64))
                 self.tables[feature.name] = tf.lookup.StaticHashTable(init, default_value=-1)
+        ids = tf.constant(vocab.anchor_ids, tf.int64)
+        self.anchor_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                ids, tf.range(1, tf.size(ids, out_type=tf.int64) + 1, dtype=tf.int64)),
+            default_value=vocab.anchor_rows)
         self.mask_column = raw_columns(spec)[-1]
 
     def __call__(self, raw: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -39,12 +46,14 @@ class RawFeatureEncoder(tf.Module):
             value = raw[feature.name]
             if feature.name in self.tables:
                 out[feature.name] = self.tables[feature.name].lookup(value)
-            elif isinstance(feature, CategoricalFeature):
-                out[feature.name] = tf.cast(value, tf.int64)
-            elif isinstance(feature, SequenceFeature):
+            elif isinstance(feature, CategoricalFeature):  # an anchor id
+                out[feature.name] = self.anchor_table.lookup(tf.cast(value, tf.int64))
+            elif isinstance(feature, SequenceFeature):  # anchor ids, -1 = padding
                 ids = tf.cast(value, tf.int64)[:, : self.last_k]
                 pad = self.last_k - tf.shape(ids)[1]
-                out[feature.name] = tf.pad(ids, [[0, 0], [0, pad]])
+                ids = tf.pad(ids, [[0, 0], [0, pad]], constant_values=-1)
+                out[feature.name] = tf.where(ids < 0, tf.constant(0, tf.int64),
+                                             self.anchor_table.lookup(ids))
             else:
                 number = tf.cast(value, tf.float32)
                 out[feature.name] = tf.where(tf.math.is_nan(number), 0.0, number)

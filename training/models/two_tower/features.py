@@ -41,20 +41,35 @@ class Vocabularies:
 
     strings: dict[str, list[str]]  # raw column -> sorted values (index = id)
     categories: int  # width of user_category_shares
-    anchor_buckets: int  # anchor ids are used directly as ids in [1, anchor_buckets)
+    anchor_ids: np.ndarray  # sorted distinct anchor ids the model embeds (index + 1 = row)
     last_k: int
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "anchor_ids",
+                           np.unique(np.asarray(self.anchor_ids, np.int64)))
+
     @classmethod
-    def from_manifest(cls, manifest: TrainingSetManifest, anchor_buckets: int,
+    def from_manifest(cls, manifest: TrainingSetManifest, anchor_ids: np.ndarray,
                       last_k: int) -> Vocabularies:
         vocab = manifest.vocabularies
         strings = {f"user_{c}": vocab[f"user_{c}"] for c in USER_CATEGORICAL}
         strings.update({f"anchor_{c}": vocab[f"anchor_{c}"] for c in ANCHOR_CATEGORICAL})
-        return cls(strings, len(vocab["category"]), anchor_buckets, last_k)
+        return cls(strings, len(vocab["category"]), anchor_ids, last_k)
 
-    def to_json(self) -> dict:
-        return {"strings": self.strings, "categories": self.categories,
-                "anchor_buckets": self.anchor_buckets, "last_k": self.last_k}
+    @property
+    def anchor_rows(self) -> int:
+        """Rows of an anchor id embedding: 0 (padding), one per known id, then unknown."""
+        return len(self.anchor_ids) + 1
+
+    def anchor_index(self, ids: np.ndarray) -> np.ndarray:
+        """Embedding row of each anchor id: 1 + its rank among the known ids, or
+        `anchor_rows` (the out-of-vocabulary row) for an id never seen. Ids are looked up,
+        never used as indices, so any id up to 2^53 costs nothing."""
+        ids = np.asarray(ids, np.int64)
+        pos = np.searchsorted(self.anchor_ids, ids)
+        known = (pos < len(self.anchor_ids)) & (
+            self.anchor_ids[np.minimum(pos, len(self.anchor_ids) - 1)] == ids)
+        return np.where(known, pos + 1, self.anchor_rows)
 
 
 def tower_specs(vocab: Vocabularies, config: TwoTowerConfig) -> tuple[TowerSpec, TowerSpec]:
@@ -73,13 +88,13 @@ def tower_specs(vocab: Vocabularies, config: TwoTowerConfig) -> tuple[TowerSpec,
         *[numeric(n, CONTENT) for n in USER_CONTENT_NUMERIC],
         *[numeric(n) for n in USER_PREFERENCE_NUMERIC],
         NumericFeature("user_category_shares", PREFERENCE, width=vocab.categories),
-        SequenceFeature("user_last_anchors", vocab.anchor_buckets, ids, PREFERENCE),
+        SequenceFeature("user_last_anchors", vocab.anchor_rows, ids, PREFERENCE),
     ))
     anchor = TowerSpec((
         *[categorical(f"anchor_{c}") for c in ANCHOR_CATEGORICAL],
         *[numeric(n, CONTENT) for n in ANCHOR_CONTENT_NUMERIC],
         *[numeric(n) for n in ANCHOR_PREFERENCE_NUMERIC],
-        CategoricalFeature("anchor_id", vocab.anchor_buckets, ids, PREFERENCE),
+        CategoricalFeature("anchor_id", vocab.anchor_rows, ids, PREFERENCE),
     ))
     return user, anchor
 
@@ -90,11 +105,11 @@ def raw_columns(spec: TowerSpec) -> list[str]:
     return [*spec.names, f"{prefix}_has_history"]
 
 
-def anchor_log_q(train_anchor_ids: np.ndarray, buckets: int) -> np.ndarray:
-    """`[buckets + 1]` log share of each anchor among all training rows.
+def anchor_log_q(train_anchor_rows: np.ndarray, anchor_rows: int) -> np.ndarray:
+    """`[anchor_rows + 1]` log share of each anchor embedding row among all training rows.
 
     In-batch negatives are the anchors of other rows, whatever their label, so q is the
-    anchor's share of rows; anchors never seen get half a count (a finite log q).
+    anchor's share of rows; rows never seen get half a count (a finite log q).
     """
-    counts = np.bincount(train_anchor_ids, minlength=buckets + 1).astype(np.float64)
+    counts = np.bincount(train_anchor_rows, minlength=anchor_rows + 1).astype(np.float64)
     return np.log(np.maximum(counts, 0.5) / max(counts.sum(), 1.0)).astype(np.float32)

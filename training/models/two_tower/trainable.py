@@ -1,4 +1,10 @@
-"""The two-tower model as the training loop sees it: batches in, per-example loss out."""
+"""The two-tower model as the training loop sees it: batches in, per-example loss out.
+
+`encode` runs in the input pipeline, on the host (string lookups cannot run on an
+accelerator nor under XLA); `loss` is all the compiled step computes. The towers take the
+dtype policy they are built under (training.loop sets it); the loss layers are always built
+float32, so a mixed-precision run rounds the towers' MLPs, never the scores or the losses.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import tensorflow as tf
 
+from training.loop import dtype_policy
 from training.models.two_tower.config import TwoTowerConfig
 from training.models.two_tower.encoder import RawFeatureEncoder
 from training.models.two_tower.features import (
@@ -30,21 +38,32 @@ class Prepared:
 
     vocab: Vocabularies
     specs: dict[str, TowerSpec]  # "user_tower" / "anchor_tower"
-    log_q: np.ndarray  # [anchor_buckets + 1] log share of each anchor among training rows
+    log_q: np.ndarray  # [anchor_rows + 1] log share of each anchor row among training rows
     columns: list[str]  # example columns a batch holds
 
 
+def _ids(files: list[str], column: str) -> np.ndarray:
+    """Every id of `column` (an id or a list of ids) in `files`."""
+    parts = []
+    for path in files:
+        values = pq.read_table(path, columns=[column]).column(column).combine_chunks()
+        if pa.types.is_list(values.type):
+            values = pc.list_flatten(values)
+        parts.append(values.drop_null().to_numpy(zero_copy_only=False))
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
 def prepare(data: TrainingSet, config: TwoTowerConfig) -> Prepared:
-    train = [pq.read_table(f, columns=["anchor_id"]) for f in data.files("train")]
-    candidates = [pq.read_table(f, columns=["anchor_id"]) for f in data.files("candidates")]
-    max_id = max(int(pc.max(t.column("anchor_id")).as_py() or 0) for t in train + candidates)
-    buckets = max_id + 1
-    rows = np.concatenate([t.column("anchor_id").to_numpy() for t in train])
-    vocab = Vocabularies.from_manifest(data.manifest, buckets, config.last_k)
+    train_files = data.files("train")
+    rows = _ids(train_files, "anchor_id")
+    vocab = Vocabularies.from_manifest(
+        data.manifest, np.concatenate([rows, _ids(data.files("candidates"), "anchor_id"),
+                                       _ids(train_files, "user_last_anchors")]),
+        config.last_k)
     user, anchor = tower_specs(vocab, config)
     columns = sorted({*LABEL_COLUMNS, *raw_columns(user), *raw_columns(anchor)})
     return Prepared(vocab, {"user_tower": user, "anchor_tower": anchor},
-                    anchor_log_q(rows, buckets), columns)
+                    anchor_log_q(vocab.anchor_index(rows), vocab.anchor_rows), columns)
 
 
 class TwoTowerTrainable:
@@ -58,14 +77,17 @@ class TwoTowerTrainable:
         self.model = TwoTowerModel(specs["user_tower"], specs["anchor_tower"],
                                    config.embedding_dim, config.hidden_units,
                                    config.user_dropout_rate, config.anchor_dropout_rate, seed)
-        softmax = InBatchSoftmaxLoss(
-            num_negatives=min(config.num_negatives, replica_batch - 1), margin=config.margin,
-            t=config.t, gamma=config.gamma, remove_accidental_hits=config.remove_accidental_hits,
-            logq_correction=config.logq_correction, seed=seed)
-        self.loss_fn = CombinedLoss(config.softmax_weight, config.pairwise_weight,
-                                    config.pointwise_weight, softmax=softmax)
-        self.user_encoder = RawFeatureEncoder(specs["user_tower"], prepared.vocab)
-        self.anchor_encoder = RawFeatureEncoder(specs["anchor_tower"], prepared.vocab)
+        with dtype_policy("float32"):  # a layer autocasts its inputs to its own policy
+            softmax = InBatchSoftmaxLoss(
+                num_negatives=min(config.num_negatives, replica_batch - 1),
+                margin=config.margin, t=config.t, gamma=config.gamma,
+                remove_accidental_hits=config.remove_accidental_hits,
+                logq_correction=config.logq_correction, seed=seed)
+            self.loss_fn = CombinedLoss(config.softmax_weight, config.pairwise_weight,
+                                        config.pointwise_weight, softmax=softmax)
+        with tf.device("/cpu:0"):  # string tables live on the host, where encode runs
+            self.user_encoder = RawFeatureEncoder(specs["user_tower"], prepared.vocab)
+            self.anchor_encoder = RawFeatureEncoder(specs["anchor_tower"], prepared.vocab)
         self.user_raw = raw_columns(specs["user_tower"])
         self.anchor_raw = raw_columns(specs["anchor_tower"])
         self.log_q = tf.constant(prepared.log_q * config.logq_weight)
@@ -81,12 +103,27 @@ class TwoTowerTrainable:
     def towers(self) -> dict[str, Tower]:
         return {"user_tower": self.model.user_tower, "anchor_tower": self.model.anchor_tower}
 
-    def loss(self, batch: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    def encode(self, batch: Mapping[str, tf.Tensor]) -> dict:
+        """Raw columns of a batch `[B, ...]` -> tower inputs, preference masks `[B]`, label
+        `[B]` float32 and anchor_id `[B]`: no strings left, so the batch can go to a device."""
         users, user_mask = self.user_encoder({c: batch[c] for c in self.user_raw})
         anchors, anchor_mask = self.anchor_encoder({c: batch[c] for c in self.anchor_raw})
-        u = self.model.user_tower(users, training=True, preference_mask=user_mask)
-        a = self.model.anchor_tower(anchors, training=True, preference_mask=anchor_mask)
-        per_example, _ = self.loss_fn(u, a, tf.cast(batch["label"], tf.float32),
-                                      anchor_ids=batch["anchor_id"],
-                                      anchor_log_q=tf.gather(self.log_q, batch["anchor_id"]))
+        return {"user": users, "user_mask": user_mask, "anchor": anchors,
+                "anchor_mask": anchor_mask, "label": tf.cast(batch["label"], tf.float32),
+                "anchor_id": tf.cast(batch["anchor_id"], tf.int64)}
+
+    def embed(self, encoded: Mapping, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """(user, anchor) embeddings `[B, D]` float32 of an encoded batch."""
+        u = self.model.user_tower(encoded["user"], training=training,
+                                  preference_mask=encoded["user_mask"])
+        a = self.model.anchor_tower(encoded["anchor"], training=training,
+                                    preference_mask=encoded["anchor_mask"])
+        return u, a
+
+    def loss(self, encoded: Mapping) -> tf.Tensor:
+        """Per-example loss `[B]` float32 of an encoded batch, in training mode."""
+        u, a = self.embed(encoded, training=True)
+        rows = encoded["anchor"]["anchor_id"]  # embedding rows: log q is kept per row
+        per_example, _ = self.loss_fn(u, a, encoded["label"], anchor_ids=encoded["anchor_id"],
+                                      anchor_log_q=tf.gather(self.log_q, rows))
         return per_example

@@ -1,0 +1,186 @@
+"""Landing sources behind one interface: formats, explicit file listing, line-level rejects,
+capped quarantine payloads, and bad files refused before anything of the day is written."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from features import day_status
+from features.catalog import QUARANTINE, RAW_WATCH_SESSIONS, USERS
+from features.validation import MAX_PAYLOAD_BYTES
+from jobs import ingest, landing
+from jobs.landing import LandingError
+
+DAY = "2026-07-02"
+T0 = "2026-07-02T10:00:00Z"
+EPOCH_T0 = 1782986400  # 2026-07-02T10:00:00Z
+
+
+def _dims(root: Path, day: str = DAY, users=(1, 2, 3), anchors=(10, 11)) -> None:
+    for source, lines in (
+            ("users", [json.dumps({"user_id": u, "signup_date": day}) for u in users]),
+            ("anchors", [json.dumps({"anchor_id": a, "category": "music"}) for a in anchors]),
+            ("live_schedule", [json.dumps({"anchor_id": a}) for a in anchors])):
+        folder = root / source / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "part-0.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _sessions(root: Path, day: str = DAY) -> Path:
+    folder = root / "watch_sessions" / f"dt={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _session(user: int, seconds: float = 40.0, start: str = T0) -> dict:
+    return {"user_id": user, "anchor_id": 10, "start_time": start, "watch_seconds": seconds}
+
+
+@pytest.mark.engine
+def test_every_format_gives_the_same_rows(lake, tmp_path):
+    """JSON lines, gzipped JSON lines, CSV, TSV and Parquet (gzipped too), mixed in one day
+    folder: one session each, all accepted; a CSV cell " 11 " is no integer."""
+    root = tmp_path / "landing"
+    _dims(root)
+    folder = _sessions(root)
+    (folder / "a.jsonl").write_text(json.dumps(_session(1)) + "\n")
+    (folder / "b.json.gz").write_bytes(gzip.compress(json.dumps(_session(2)).encode()))
+    (folder / "c.csv").write_text("user_id,anchor_id,start_time,watch_seconds,gift_value\n"
+                                  f"3,10,{T0},41.5,\n 11 ,10,{T0},5,\n")
+    (folder / "d.tsv.gz").write_bytes(gzip.compress(
+        f"anchor_id\tuser_id\tstart_time\twatch_seconds\n10\t1\t{T0}\t42\n".encode()))
+    table = pa.table({"user_id": pa.array([2], pa.int64()), "anchor_id": pa.array([11]),
+                      "start_time": pa.array([T0]), "watch_seconds": pa.array([43.0])})
+    pq.write_table(table, folder / "e.parquet")
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table.set_column(3, "watch_seconds", pa.array([44.0])), buffer)
+    (folder / "f.parquet.gz").write_bytes(gzip.compress(buffer.getvalue().to_pybytes()))
+
+    summary = ingest.ingest_day(lake, root, DAY)
+    assert summary["sources"]["watch_sessions"] == {
+        "lines": 7, "accepted": 6, "quarantined": {"malformed_id": 1}}
+    rows = sorted((r.user_id, r.anchor_id, r.watch_seconds) for r in
+                  lake.read_days(RAW_WATCH_SESSIONS, DAY, DAY).collect())
+    assert rows == [(1, 10, 40.0), (1, 10, 42.0), (2, 10, 40.0), (2, 11, 43.0),
+                    (2, 11, 44.0), (3, 10, 41.5)]
+    bad = lake.read_days(QUARANTINE, DAY, DAY).collect()
+    assert [(r.file, r.line, r.payload) for r in bad] == [("c.csv", 3, f" 11 ,10,{T0},5,")]
+
+
+@pytest.mark.engine
+def test_epoch_timestamps_are_declared_not_guessed(lake, tmp_path):
+    root = tmp_path / "landing"
+    _dims(root)
+    (_sessions(root) / "a.jsonl").write_text(
+        json.dumps(_session(1, start=EPOCH_T0)) + "\n"
+        + json.dumps(_session(2, start=EPOCH_T0 * 1000)) + "\n")
+    summary = ingest.ingest_day(lake, root, DAY, time_format="epoch_s")
+    # epoch_s: the second line (milliseconds) would be in year 58470: no timestamp
+    assert summary["sources"]["watch_sessions"]["quarantined"] == {"bad_timestamp": 1}
+    assert str(lake.read_days(RAW_WATCH_SESSIONS, DAY, DAY).first().start_time) == \
+        "2026-07-02 10:00:00"
+    summary = ingest.ingest_day(lake, root, DAY, time_format="epoch_ms")
+    # epoch_ms: the first line (seconds) is on 1970-01-21
+    assert summary["sources"]["watch_sessions"]["quarantined"] == {"out_of_day": 1}
+    assert lake.read_days(RAW_WATCH_SESSIONS, DAY, DAY).first().user_id == 2
+    # as ISO (the default) neither number is a timestamp
+    summary = ingest.ingest_day(lake, root, DAY)
+    assert summary["sources"]["watch_sessions"]["quarantined"] == {"bad_timestamp": 2}
+
+
+@pytest.mark.unit
+def test_a_day_folder_holds_data_files_only(tmp_path):
+    root = tmp_path / "landing"
+    folder = _sessions(root)
+    outside = tmp_path / "secret.jsonl"
+    outside.write_text("{}\n")
+    (folder / "ok.jsonl").write_text("{}\n")
+    (folder / "link.jsonl").symlink_to(outside)
+    (folder / "hour=01").mkdir()
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part.crc").write_text("")
+    (folder / "notes.txt").write_text("")
+    with pytest.raises(LandingError) as refused:
+        landing.list_day_files(folder)
+    message = str(refused.value)
+    for name in ("link.jsonl (symlink)", "hour=01/ (subfolder)", "_SUCCESS (hidden or _ file)",
+                 ".part.crc (hidden or _ file)", "notes.txt (unknown format"):
+        assert name in message
+    assert "\n" not in message and "ok.jsonl" not in message
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("name, content, fragment", [
+    ("bad.jsonl.gz", b"not gzip at all", "not a valid gzip file"),
+    ("bad.parquet", b"PAR1 nope", "not a readable Parquet file"),
+    ("bad.csv", b"user,anchor\n1,2\n", "the header line must name the columns"),
+    ("_hidden.jsonl", b"{}\n", "_hidden.jsonl (hidden or _ file)"),
+])
+def test_a_bad_file_fails_the_day_before_anything_is_written(lake, tmp_path, capsys, name,
+                                                            content, fragment):
+    root = tmp_path / "landing"
+    _dims(root)
+    folder = _sessions(root)
+    (folder / "good.jsonl").write_text(json.dumps(_session(1)) + "\n")
+    (folder / name).write_bytes(content)
+    code = ingest.main(["--date", DAY, "--landing", str(root), "--lake", str(lake.root),
+                        "--engine", "sail"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("ingest: ") and name in err and fragment in err
+    assert not lake.exists(USERS)  # the dimension tables were not committed either
+    assert day_status.load(lake.root, "ingest", DAY) is None
+
+
+@pytest.mark.engine
+def test_bad_lines_are_quarantined_with_a_capped_payload(lake, tmp_path):
+    root = tmp_path / "landing"
+    _dims(root)
+    huge = "x" * (3 * MAX_PAYLOAD_BYTES)
+    lines = [json.dumps(_session(1)).encode(), huge.encode(),
+             b'{"user_id": 1, "user_id": 2}', b"\xef\xbb\xbf" + json.dumps(_session(2)).encode(),
+             b'{"user_id": "\xff"}']
+    (_sessions(root) / "a.jsonl").write_bytes(b"\r\n".join(lines))  # CRLF, no final newline
+    summary = ingest.ingest_day(lake, root, DAY)
+    assert summary["sources"]["watch_sessions"] == {
+        "lines": 5, "accepted": 1,
+        "quarantined": {"bad_encoding": 2, "duplicate_key": 1, "unparsable": 1}}
+    row = lake.read_days(QUARANTINE, DAY, DAY).where("reason = 'unparsable'").first()
+    assert len(row.payload.encode()) == MAX_PAYLOAD_BYTES and row.payload_bytes == len(huge)
+    assert row.payload_sha256 == hashlib.sha256(huge.encode()).hexdigest()
+    assert (row.file, row.line) == ("a.jsonl", 2)
+
+
+@pytest.mark.engine
+def test_known_ids_come_from_day_folders_only(lake, tmp_path, caplog):
+    """A `dt=2026-07-01.bak` folder sorts before the day as a string: it is no day."""
+    root = tmp_path / "landing"
+    _dims(root)
+    _dims(root, "2026-07-01.bak", users=(7,))
+    (_sessions(root) / "a.jsonl").write_text(json.dumps(_session(7)) + "\n")
+    with caplog.at_level(logging.WARNING, logger="jobs.landing"):
+        summary = ingest.ingest_day(lake, root, DAY)
+    assert summary["sources"]["watch_sessions"]["quarantined"] == {"unknown_user": 1}
+    assert "dt=2026-07-01.bak" in caplog.text
+
+
+@pytest.mark.engine
+def test_dimension_attributes_are_typed(lake, tmp_path):
+    root = tmp_path / "landing"
+    _dims(root)
+    (root / "users" / f"dt={DAY}" / "part-1.jsonl").write_text("\n".join(json.dumps(u) for u in (
+        {"user_id": 4, "signup_date": "x"}, {"user_id": 5, "city": 3},
+        {"user_id": 6, "gender": "y" * 65}, {"user_id": "8"}, {"user_id": 9, "device": "ios"},
+    )) + "\n")
+    _sessions(root)
+    summary = ingest.ingest_day(lake, root, DAY)
+    assert summary["sources"]["users"] == {
+        "lines": 8, "accepted": 4, "quarantined": {"bad_attribute": 3, "malformed_id": 1}}

@@ -146,11 +146,12 @@ def describe_version(models_root: Path, version: int | None = None) -> str:
     def fmt(value: Any) -> str:
         return "   -  " if value is None else f"{value:6.3f}"
 
+    width = max(len(n) for n in rows) + 2
     lines = [f"model {manifest.get('model', 'two_tower')} version {version}: "
              f"{', '.join(f'{models_root}/{a}/{version}' for a in manifest['artifacts'])}",
              f"held-out days {', '.join(metrics.get('eval_days', []))}",
-             f"{'scorer':<12} recall@50 ndcg@10",
-             *[f"{name:<12} {fmt(values.get('recall@50'))}    {fmt(values.get('ndcg@10'))}"
+             f"{'scorer':<{width}} recall@50 ndcg@10",
+             *[f"{name:<{width}} {fmt(values.get('recall@50'))}    {fmt(values.get('ndcg@10'))}"
                + ("   <- best baseline" if name == best else "")
                for name, values in rows.items()],
              f"report: {models_root}/{manifest['artifacts'][0]}/{version}/report.html"]

@@ -10,10 +10,10 @@ test:
 	bash infra/bootstrap.sh
 	.venv/bin/python -m pytest -q
 
-# The inner loop: no Airflow scheduler, no JVM Spark, no multi-process runs.
+# The inner loop: no DAG runs, no JVM Spark, no multi-process runs; two pytest workers.
 test-fast:
 	bash infra/bootstrap.sh
-	.venv/bin/python -m pytest -q --tier unit,engine
+	.venv/bin/python -m pytest -q -n 2 --tier unit,engine
 
 test-unit test-engine test-e2e:
 	bash infra/bootstrap.sh

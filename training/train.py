@@ -78,13 +78,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    parser.add_argument("--xla", action="store_true", default=None,
+                        help="compile the train step with XLA")
     parser.add_argument("--config", help="JSON file of settings, partial is fine (flags win)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = read_settings_file(args.config) if args.config else {}
         flags = {"strategy": args.strategy, "epochs": args.epochs,
-                 "max_steps": args.max_steps, "batch_size": args.batch_size}
+                 "max_steps": args.max_steps, "batch_size": args.batch_size,
+                 "precision": args.precision, "xla": args.xla}
         settings.update({k: v for k, v in flags.items() if v is not None})
         summary = train_run(load_settings(lake_root=args.lake).lake_root, args.run_id,
                             args.out, args.workers, model_name=args.model, **settings)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.catalog import DAILY_USER_ANCHOR
 from training.models import register_baseline
 from training.models.base import ScoringContext
-from training.models.history import positions, read_before, tiered
+from training.models.history import pair_values, read_before, tiered
 from training.models.recent_popularity import RecentPopularityScorer, RecentPopularitySettings
 from training.reader import Columns
 
@@ -85,14 +85,9 @@ class ALSScorer:
 
     def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
         fit = self.fit(day)
-        u, u_found = positions(fit.users, users["user_id"])
-        a, a_found = positions(fit.anchors, anchors["anchor_id"])
-        dots = np.zeros((len(u), len(a)))
-        if u_found.any() and a_found.any():
-            dots[np.ix_(u_found, a_found)] = (fit.user_factors[u[u_found]]
-                                              @ fit.anchor_factors[a[a_found]].T)
-        return tiered(dots, u_found[:, None] & a_found[None, :],
-                      self.popularity.anchor_scores(day, anchors["anchor_id"]))
+        dots, known = pair_values(fit.users, fit.anchors, users["user_id"], anchors["anchor_id"],
+                                  lambda u, a: fit.user_factors[u] @ fit.anchor_factors[a].T)
+        return tiered(dots, known, self.popularity.anchor_scores(day, anchors["anchor_id"]))
 
 
 @register_baseline("als")

@@ -7,7 +7,7 @@ never Spark: training must not import pyspark. Every read is bounded above by th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +71,19 @@ def positions(known: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarra
         return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
     pos = np.clip(np.searchsorted(known, ids), 0, len(known) - 1)
     return pos, known[pos] == ids
+
+
+def pair_values(fit_users: np.ndarray, fit_anchors: np.ndarray, user_ids: np.ndarray,
+                anchor_ids: np.ndarray, block: Callable[[np.ndarray, np.ndarray], np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(`[U, A]` values, `[U, A]` known): `block(user_rows, anchor_rows)` of a fit where both
+    the user and the anchor are in it, 0 elsewhere (a baseline backs off there)."""
+    u, u_found = positions(fit_users, user_ids)
+    a, a_found = positions(fit_anchors, anchor_ids)
+    values = np.zeros((len(u), len(a)))
+    if u_found.any() and a_found.any():
+        values[np.ix_(u_found, a_found)] = block(u[u_found], a[a_found])
+    return values, u_found[:, None] & a_found[None, :]
 
 
 def tiered(primary: np.ndarray, has: np.ndarray, backoff: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from features.catalog import DAILY_USER_ANCHOR
 from features.days import add_days
 from training.models import register_baseline
 from training.models.base import ScoringContext
-from training.models.history import decay, positions, read_before, tiered
+from training.models.history import decay, pair_values, read_before, tiered
 from training.models.recent_popularity import RecentPopularityScorer, RecentPopularitySettings
 from training.reader import Columns
 
@@ -106,12 +106,9 @@ class ItemCFScorer:
 
     def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
         fit = self.fit(day)
-        u, u_found = positions(fit.users, users["user_id"])
-        a, a_found = positions(fit.anchors, anchors["anchor_id"])
-        votes = np.zeros((len(u), len(a)))
-        if u_found.any() and a_found.any():
-            reached = (fit.profile[u[u_found]] @ fit.similarity).tocsc()[:, a[a_found]]
-            votes[np.ix_(u_found, a_found)] = reached.toarray()
+        votes, _ = pair_values(
+            fit.users, fit.anchors, users["user_id"], anchors["anchor_id"],
+            lambda u, a: (fit.profile[u] @ fit.similarity).tocsc()[:, a].toarray())
         return tiered(votes, votes > 0, self.popularity.anchor_scores(day, anchors["anchor_id"]))
 
 

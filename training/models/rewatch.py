@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.catalog import DAILY_USER_ANCHOR
 from training.models import register_baseline
 from training.models.base import ScoringContext
-from training.models.history import decay, positions, read_before, tiered
+from training.models.history import decay, pair_values, read_before, tiered
 from training.models.recent_popularity import RecentPopularityScorer, RecentPopularitySettings
 from training.reader import Columns
 
@@ -59,12 +59,8 @@ class RewatchScorer:
 
     def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
         fit = self.fit(day)
-        u, u_found = positions(fit.users, users["user_id"])
-        a, a_found = positions(fit.anchors, anchors["anchor_id"])
-        seconds = np.zeros((len(u), len(a)))
-        if u_found.any() and a_found.any():
-            block = fit.matrix[u[u_found]][:, a[a_found]].toarray()
-            seconds[np.ix_(u_found, a_found)] = block
+        seconds, _ = pair_values(fit.users, fit.anchors, users["user_id"], anchors["anchor_id"],
+                                 lambda u, a: fit.matrix[u][:, a].toarray())
         return tiered(np.log1p(seconds), seconds > 0,
                       self.popularity.anchor_scores(day, anchors["anchor_id"]))
 

@@ -55,6 +55,9 @@ class TrainingSetManifest(BaseModel):
     format: str  # "delta" or "parquet"
     counts: Counts
     source_versions: dict[str, int | None]  # source table -> Delta version read
+    # "job/day" -> token of each day record the set was built from (features.day_status):
+    # a label day re-run since makes the set out of date
+    inputs: dict[str, str] = {}
     vocabularies: dict[str, list[str]]  # raw string column -> sorted values seen
 
     def save(self, lake_root: Path | str) -> Path:
@@ -79,6 +82,20 @@ def run_folder(run_id: str) -> str:
 
 def manifest_path(lake_root: Path | str, run_id: str) -> Path:
     return Path(lake_root) / run_folder(run_id) / MANIFEST_FILE
+
+
+def out_of_date(lake_root: Path | str, manifest: TrainingSetManifest) -> list[str]:
+    """The input days of `manifest` re-run (or made incomplete) since it was built, as
+    "job day" strings; empty when the set is still what its inputs say."""
+    from features.day_status import Ledger
+
+    ledger = Ledger(lake_root)
+    stale = []
+    for input_key, token in sorted(manifest.inputs.items()):
+        job, day = input_key.split("/", 1)
+        if ledger.token(job, day) != token:
+            stale.append(f"{job} {day}")
+    return stale
 
 
 def load_manifest(lake_root: Path | str, run_id: str) -> TrainingSetManifest:

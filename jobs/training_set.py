@@ -29,6 +29,7 @@ from features.catalog import (
     USERS,
     TableSpec,
 )
+from features import day_status
 from features.days import add_days, day_arg, days_between
 from features.examples import (
     ANCHOR_CATEGORICAL,
@@ -134,6 +135,8 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
         source_versions={spec.name: _table_version(lake, spec)
                          for spec in (LABELS, USER_PROFILES, ANCHOR_PROFILES, ANCHORS, USERS,
                                       LIVE_SCHEDULE)},
+        inputs={day_status.key(job, d): ledger.token(job, d)
+                for job, _, _ in wanted for d in label_days},
         vocabularies={
             "category": categories,
             **{f"user_{c}": _vocabulary(lake.read(USERS), c) for c in USER_CATEGORICAL},

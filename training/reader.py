@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.manifest import TrainingSetManifest, load_manifest
+from features.manifest import TrainingSetManifest, load_manifest, out_of_date
 
 Columns = dict[str, np.ndarray]
 SPLITS = ("train", "validation", "candidates")
@@ -82,12 +82,21 @@ def read_batches(files: Sequence[str], columns: Sequence[str], batch_size: int, 
 
 
 class TrainingSet:
-    """A complete training set of the lake: manifest plus reads of its three tables."""
+    """A complete training set of the lake: manifest plus reads of its three tables.
 
-    def __init__(self, lake_root: Path | str, run_id: str) -> None:
+    A set whose label or profile days were re-run after it was built is refused (its rows
+    are no longer what the lake says); `check_inputs=False` reads it anyway (inspection)."""
+
+    def __init__(self, lake_root: Path | str, run_id: str, check_inputs: bool = True) -> None:
         self.lake_root = Path(lake_root)
         self.manifest: TrainingSetManifest = load_manifest(lake_root, run_id)
         self.run_id = run_id
+        stale = out_of_date(lake_root, self.manifest) if check_inputs else []
+        if stale:
+            more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
+            raise ValueError(f"training set {run_id!r} is out of date: {', '.join(stale[:3])}"
+                             f"{more} re-run or incomplete since it was built; rebuild it "
+                             f"with python -m jobs.training_set")
 
     def path(self, split: str) -> Path:
         if split not in SPLITS:

@@ -188,3 +188,25 @@ def test_the_summary_line_counts_each_table():
     assert training_set.summary_line(manifest) == (
         "training_set r9: train 1,234 rows, validation 1 row, candidates 0 rows "
         "(under training_sets/r9)")
+
+
+@pytest.mark.engine
+def test_a_label_day_re_run_after_the_set_was_built_makes_the_set_out_of_date(feature_lake):
+    from jobs import labels
+    from training.reader import TrainingSet
+
+    lake = feature_lake
+    manifest = training_set.run(lake, DAYS[7], days=3, window=3, run_id="fresh", shards=2)
+    assert set(manifest.inputs) == {f"{job}/{d}" for job in ("labels", "profiles")
+                                    for d in DAYS[5:8]}
+    assert TrainingSet(lake.root, "fresh").manifest == manifest
+    labels.run(lake, DAYS[6])  # same rows, but a new run of a day the set was built from
+    with pytest.raises(ValueError) as stale:
+        TrainingSet(lake.root, "fresh")
+    assert str(stale.value) == (
+        f"training set 'fresh' is out of date: labels {DAYS[6]} re-run or incomplete since "
+        "it was built; rebuild it with python -m jobs.training_set")
+    assert TrainingSet(lake.root, "fresh", check_inputs=False).run_id == "fresh"
+    training_set.run(lake, DAYS[7], days=3, window=3, run_id="fresh", shards=2)
+    assert TrainingSet(lake.root, "fresh").manifest.inputs[f"labels/{DAYS[6]}"] != \
+        manifest.inputs[f"labels/{DAYS[6]}"]

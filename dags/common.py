@@ -168,14 +168,19 @@ def training_request(params: Mapping[str, Any], logical_date: datetime | None,
         raise ValueError("no end day: set the 'end' param (YYYY-MM-DD) or trigger the run "
                          "with a logical date")
     days, holdout = int(params["days"]), int(params["holdout_days"])
+    validation = int(params.get("validation_days") or 0)
     if not 1 <= holdout < days:
         raise ValueError(f"holdout_days must be in [1, days - 1] = [1, {days - 1}], "
                          f"got {holdout}")
+    if not 0 <= validation < days - holdout:
+        raise ValueError(f"validation_days must be in [0, days - holdout_days - 1] = "
+                         f"[0, {days - holdout - 1}], got {validation}")
     label_days = [(end - timedelta(days=i)).isoformat() for i in reversed(range(days))]
     window = int(params["window"])
     run_id = check_run_id(
         f"{end.isoformat()}_M{days}_N{window}__{safe_name(airflow_run_id)}"[:200])
     return {"end": end.isoformat(), "days": days, "window": window, "holdout_days": holdout,
+            "validation_days": validation,
             "label_days": label_days, "workers": int(params["workers"]),
             "epochs": params.get("epochs"), "model": params.get("model") or "two_tower",
             "run_id": run_id, "run_dir": str(run_settings(params).runs_root / run_id)}

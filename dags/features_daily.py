@@ -124,9 +124,12 @@ def features_daily():
 
         day = run_day(get_current_context())
         lake, built = open_lake(params), [day, add_days(day, 1)]
+        settings = run_settings(params)
         with fail_without_retry(*NOT_RETRYABLE):
             for profile_day in built:
-                job.run(lake, profile_day, params["window_days"], allow_partial=True)
+                job.run(lake, profile_day, params["window_days"], settings.last_k,
+                        allow_partial=True, history_days=settings.history_days,
+                        history_k=settings.history_k)
         _mark(PROFILES, *built)
         return built
 

@@ -80,7 +80,10 @@ def _context(run: dict, params: dict):
         "days": int_param(7, 2, 365, "M: label days, the last holdout_days held out"),
         "window": int_param(env_setting("window_days"), 1, 365,
                             "N: the window the profiles were built with"),
-        "holdout_days": int_param(1, 1, 364, "label days held out for evaluation"),
+        "holdout_days": int_param(1, 1, 364, "test days: the last label days, held out for "
+                                             "evaluation and the gate"),
+        "validation_days": int_param(1, 0, 363, "validation days before the test days: "
+                                                "early stopping (0: none)"),
         "model": Param("two_tower", type="string", pattern=r"^[a-z][a-z0-9_]*$",
                        description="registered model to train (training.models)"),
         "workers": int_param(1, 1, 16, "training workers (tf.distribute)"),
@@ -126,7 +129,8 @@ def training():
             _gate(presence, RunFolder(run["run_dir"]).data_gate)
         with fail_without_retry(*NOT_RETRYABLE):
             manifest = job.run(lake, run["end"], run["days"], run["window"], run["run_id"],
-                               run["holdout_days"])
+                               run["holdout_days"],
+                               validation_days=run["validation_days"])
         log.info("training set %s: %s", run["run_id"], manifest.counts.model_dump_json())
         return run
 

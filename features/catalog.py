@@ -103,7 +103,11 @@ USER_PROFILES = TableSpec(
      ("sessions", L), ("watch_seconds", D), ("active_days", INT), ("distinct_anchors", L),
      ("bounces", L), ("long_watches", L), ("gift_value", D), ("gift_sessions", L),
      ("bounce_rate", D), ("avg_watch_seconds", D), ("category_shares", CATEGORY_SECONDS),
-     ("last_anchors", ID_LIST), ("days_since_last_active", INT), ("dt", S)),
+     ("last_anchors", ID_LIST), ("days_since_last_active", INT),
+     # long horizon (H days before dt, H >= N usually): live streaming is repeat-heavy and
+     # users return to anchors last watched beyond the window; strongest first
+     ("history_anchors", ID_LIST), ("history_weights", VECTOR), ("history_days", INT),
+     ("history_max_dt", S), ("dt", S)),
 )
 
 ANCHOR_PROFILES = TableSpec(
@@ -124,8 +128,18 @@ LABELS = TableSpec(
      ("gift_value", D), ("is_new_user", B), ("is_new_anchor", B), ("dt", S)),
 )
 
+# Anchor item-CF: the most similar anchors of each anchor by co-watching, as of dt.
+ANCHOR_NEIGHBOURS = TableSpec(
+    "anchor_neighbours",
+    "one row per (anchor_id, neighbour_id) among each anchor's top neighbours by shrunk "
+    "cosine of their viewer sets over days dt-W .. dt-1",
+    (("anchor_id", L), ("neighbour_id", L), ("similarity", D), ("co_viewers", L),
+     ("window_days", INT), ("dt", S)),
+)
+
 ALL_TABLES = (
     USERS, ANCHORS, LIVE_SCHEDULE, RAW_WATCH_SESSIONS, QUARANTINE, DAILY_USER_STATS,
-    DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR, USER_PROFILES, ANCHOR_PROFILES, LABELS,
+    DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR, USER_PROFILES, ANCHOR_PROFILES, ANCHOR_NEIGHBOURS,
+    LABELS,
 )
 TABLES = {spec.name: spec for spec in ALL_TABLES}

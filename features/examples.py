@@ -11,7 +11,8 @@ from __future__ import annotations
 from features.catalog import ANCHOR_PROFILES, LABELS, USER_PROFILES, VECTOR, TableSpec
 
 USER_KEYS, ANCHOR_KEYS = ("user_id", "dt"), ("anchor_id", "dt")
-NOT_FEATURES = ("window_days", "window_days_present", "source_min_dt")
+NOT_FEATURES = ("window_days", "window_days_present", "source_min_dt", "history_days",
+                "history_max_dt")
 VECTOR_COLUMNS = {"category_shares": VECTOR}  # profile maps stored as vectors in examples
 
 USER_CATEGORICAL = ("gender", "age_bucket", "city", "device")

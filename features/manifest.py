@@ -47,6 +47,10 @@ class TrainingSetManifest(BaseModel):
     seed: int
     shards: int = Field(ge=1)
     train_days: list[str]
+    # label days kept out of training: validation days choose (early stopping, tuning,
+    # fusion weights), test days (`holdout_days`) judge (evaluation, the gate); both are in
+    # the `validation` table, told apart by dt
+    validation_days: list[str] = []
     holdout_days: list[str]
     # label days with zero labels (no sessions, or all in the dropped band): part of the
     # range, with no examples

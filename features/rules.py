@@ -9,6 +9,11 @@ BOUNCE_SECONDS = 2.0  # a watch this short is a bounce (and a negative label by 
 LONG_WATCH_SECONDS = 30.0  # a watch this long is engagement (and a positive label by default)
 DEFAULT_WINDOW_DAYS = 7
 DEFAULT_LAST_K = 10
+# The long-horizon history of a user profile: the top K anchors of the H days before the
+# profile day by log1p(watch seconds), halving every HISTORY_HALF_LIFE_DAYS.
+DEFAULT_HISTORY_DAYS = 56
+DEFAULT_HISTORY_K = 32
+HISTORY_HALF_LIFE_DAYS = 14.0
 MAX_THRESHOLD_SECONDS = 86_400.0  # a label threshold on one day's total watch of a pair
 
 

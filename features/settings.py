@@ -24,6 +24,8 @@ ENVIRONMENT = {
     "runs_root": "TRAINING_RUNS_ROOT",
     "window_days": "FEATURE_WINDOW_DAYS",
     "last_k": "FEATURE_LAST_K",
+    "history_days": "FEATURE_HISTORY_DAYS",
+    "history_k": "FEATURE_HISTORY_K",
 }
 CONFIG_ENV = "PIPELINE_CONFIG"
 
@@ -39,6 +41,8 @@ class Settings(BaseModel):
     runs_root: Path = Path("./training_runs")
     window_days: int = Field(7, ge=1, le=365)  # N: days of daily stats per profile
     last_k: int = Field(10, ge=1, le=200)  # anchors kept in a user's recent list
+    history_days: int = Field(56, ge=1, le=730)  # H: the long-horizon history of a profile
+    history_k: int = Field(32, ge=1, le=200)  # anchors kept in a user's long history
 
     @field_validator("lake_root", "landing_root", "models_root", "runs_root")
     @classmethod

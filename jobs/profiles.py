@@ -27,7 +27,13 @@ from features.catalog import (
     USERS,
 )
 from features.days import day_arg, window_before
-from features.rules import DEFAULT_LAST_K, DEFAULT_WINDOW_DAYS
+from features.rules import (
+    DEFAULT_HISTORY_DAYS,
+    DEFAULT_HISTORY_K,
+    DEFAULT_LAST_K,
+    DEFAULT_WINDOW_DAYS,
+    HISTORY_HALF_LIFE_DAYS,
+)
 from features.settings import Settings
 from jobs.cli import int_in, job_parser, rows_summary, run_job
 from jobs.lake import Lake
@@ -61,9 +67,32 @@ _ZEROS = {"sessions": 0, "watch_seconds": 0.0, "bounces": 0, "long_watches": 0,
           "gift_value": 0.0, "gift_sessions": 0, "active_days": 0}
 
 
+def build_user_history(pairs: DataFrame, day: str, history_days: int, top_k: int,
+                       half_life_days: float = HISTORY_HALF_LIFE_DAYS) -> DataFrame:
+    """One row per user with a watch in `pairs` (daily_user_anchor rows of the H days before
+    `day`): their `top_k` anchors by sum of log1p(watch seconds) * 0.5^(age / half life),
+    age in days before `day`, strongest first (ties: smaller anchor id), with the weights.
+    Each day's term is rounded to a millionth and summed as an integer: a float sum would
+    depend on the engine's order of rows, and a re-run must give the same bits."""
+    age = F.datediff(F.lit(day).cast("date"), F.col("dt").cast("date"))
+    weight = F.log1p("watch_seconds") * F.pow(F.lit(0.5), age / F.lit(float(half_life_days)))
+    micros = F.round(weight * F.lit(1e6)).cast("bigint")
+    per_pair = pairs.groupBy("user_id", "anchor_id").agg(
+        (F.sum(micros) / F.lit(1e6)).alias("weight"), F.max("dt").alias("last_dt"))
+    strongest = Window.partitionBy("user_id").orderBy(F.col("weight").desc(), "anchor_id")
+    return (per_pair.withColumn("rank", F.row_number().over(strongest))
+            .where(F.col("rank") <= top_k)
+            .groupBy("user_id").agg(
+                F.sort_array(F.collect_list(F.struct("rank", "anchor_id", "weight"))).alias("h"),
+                F.max("last_dt").alias("history_max_dt"))
+            .select("user_id", F.col("h.anchor_id").alias("history_anchors"),
+                    F.col("h.weight").alias("history_weights"),
+                    F.lit(history_days).alias("history_days"), "history_max_dt"))
+
+
 def build_user_profiles(
     users: DataFrame, user_stats: DataFrame, pairs: DataFrame, day: str, window: int,
-    last_k: int, present: int,
+    last_k: int, present: int, history: DataFrame | None = None, history_days: int = 0,
 ) -> DataFrame:
     """One row per user known as of `day` (grain: user_id, dt).
 
@@ -71,6 +100,8 @@ def build_user_profiles(
       users: the users table (dt = day of first appearance), any days.
       user_stats / pairs: daily_user_stats / daily_user_anchor rows of the window only.
       present: how many window days had data (== window unless a partial window).
+      history: `build_user_history` of the H = `history_days` days before `day` (None:
+        every user's history is empty).
     """
     sums = user_stats.groupBy("user_id").agg(
         *[F.sum(c).alias(c) for c in _SUMS],
@@ -95,8 +126,13 @@ def build_user_profiles(
         "user_id", "gender", "age_bucket", "city", "device",
         F.datediff(F.lit(day).cast("date"), F.col("signup_date").cast("date"))
         .cast("int").alias("tenure_days"))
+    if history is None:
+        history = pairs.sparkSession.createDataFrame(
+            [], "user_id bigint, history_anchors array<bigint>, history_weights array<double>, "
+                "history_days int, history_max_dt string")
     profile = (base.join(sums, "user_id", "left").join(shares, "user_id", "left")
                .join(last_anchors, "user_id", "left").join(distinct, "user_id", "left")
+               .join(history.drop("history_days"), "user_id", "left")
                .fillna({**_ZEROS, "distinct_anchors": 0}))
     return profile.select(
         "*",
@@ -107,7 +143,12 @@ def build_user_profiles(
         *_window_columns(day, window, present),
     ).withColumn("category_shares", F.coalesce(
         "category_shares", F.create_map().cast("map<string,double>"))
-    ).withColumn("last_anchors", F.coalesce("last_anchors", F.array().cast("array<bigint>")))
+    ).withColumn("last_anchors", F.coalesce("last_anchors", F.array().cast("array<bigint>"))
+    ).withColumn("history_anchors",
+                 F.coalesce("history_anchors", F.array().cast("array<bigint>"))
+    ).withColumn("history_weights",
+                 F.coalesce("history_weights", F.array().cast("array<double>"))
+    ).withColumn("history_days", F.lit(history_days).cast("int"))
 
 
 def build_anchor_profiles(
@@ -171,18 +212,24 @@ def check_window(lake: Lake, day: str, window: int, allow_partial: bool
 
 
 def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = DEFAULT_LAST_K,
-        allow_partial: bool = False) -> dict[str, int]:
+        allow_partial: bool = False, history_days: int = DEFAULT_HISTORY_DAYS,
+        history_k: int = DEFAULT_HISTORY_K) -> dict[str, int]:
     """Build and write user_profiles and anchor_profiles for `day`; returns the rows written
-    per table."""
+    per table. The long history reaches back `history_days` days, or to the start of the
+    history when that is later (a gap inside the history fails, as for the window)."""
     present, inputs = check_window(lake, day, window, allow_partial)
+    _, history_inputs = check_window(lake, day, history_days, allow_partial=True)
     start, end = window_before(day, window)[0], window_before(day, window)[-1]
 
     def read(spec):
         return lake.read_days(spec, start, end)
 
     pairs = read(DAILY_USER_ANCHOR)
+    history = build_user_history(
+        lake.read_days(DAILY_USER_ANCHOR, window_before(day, history_days)[0], end), day,
+        history_days, history_k)
     users = build_user_profiles(lake.read(USERS), read(DAILY_USER_STATS), pairs, day, window,
-                                last_k, len(present))
+                                last_k, len(present), history, history_days)
     anchors = build_anchor_profiles(lake.read(ANCHORS), read(DAILY_ANCHOR_STATS), pairs, day,
                                     window, len(present))
     lake.begin_day(JOB, day)
@@ -190,7 +237,10 @@ def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = D
     lake.write_partition(anchors, ANCHOR_PROFILES, day)
     counts = {spec.name: lake.rows(spec, day) for spec in OUTPUTS}
     lake.finish_day(JOB, day, OUTPUTS, {**counts, "window": window, "last_k": last_k,
-                                        "window_days_present": len(present)}, inputs)
+                                        "window_days_present": len(present),
+                                        "history_days": history_days,
+                                        "history_k": history_k},
+                    {**history_inputs, **inputs})
     return counts
 
 
@@ -207,12 +257,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"last_k, $FEATURE_LAST_K, else {DEFAULT_LAST_K})")
     parser.add_argument("--allow-partial", action="store_true",
                         help="accept a window cut short by the start of history")
+    parser.add_argument("--history-days", type=int_in(1, 730),
+                        help="H, days of the long-horizon history (default: the settings' "
+                             f"history_days, $FEATURE_HISTORY_DAYS, else {DEFAULT_HISTORY_DAYS})")
+    parser.add_argument("--history-k", type=int_in(1, 200),
+                        help="anchors kept in the long history (default: the settings' "
+                             f"history_k, $FEATURE_HISTORY_K, else {DEFAULT_HISTORY_K})")
     args = parser.parse_args(argv)
 
     def work(lake: Lake, settings: Settings) -> str:
         window = args.window or settings.window_days
         counts = run(lake, args.date, window, args.last_k or settings.last_k,
-                     args.allow_partial)
+                     args.allow_partial, args.history_days or settings.history_days,
+                     args.history_k or settings.history_k)
         return f"profiles {args.date} (window {window}): {rows_summary(counts)}"
 
     return run_job("profiles", args, work)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from features.days import day_arg, days_between
-from features.rules import DEFAULT_LAST_K, LabelRule
+from features.rules import DEFAULT_HISTORY_DAYS, DEFAULT_HISTORY_K, DEFAULT_LAST_K, LabelRule
 from features.settings import Settings
 from features.validation import TIME_FORMATS
 from jobs import daily_stats, ingest, labels, profiles
@@ -36,7 +36,8 @@ def _ingested(summary: dict) -> dict[str, int]:
 def run_days(lake: Lake, days: Sequence[str], steps: Sequence[str], window: int,
              last_k: int = DEFAULT_LAST_K, allow_partial: bool = False,
              landing: str | None = None, rule: LabelRule | None = None,
-             time_format: str = "iso") -> dict[str, int]:
+             time_format: str = "iso", history_days: int = DEFAULT_HISTORY_DAYS,
+             history_k: int = DEFAULT_HISTORY_K) -> dict[str, int]:
     """Run `steps` for each day of `days`, in order, printing one progress line per step;
     returns the rows written per table, summed over the days."""
     unknown = [s for s in steps if s not in STEPS]
@@ -46,7 +47,8 @@ def run_days(lake: Lake, days: Sequence[str], steps: Sequence[str], window: int,
         "ingest": lambda d: _ingested(ingest.ingest_day(lake, ingest.landing_root(landing), d,
                                                         time_format)),
         "daily_stats": lambda d: daily_stats.run(lake, d),
-        "profiles": lambda d: profiles.run(lake, d, window, last_k, allow_partial),
+        "profiles": lambda d: profiles.run(lake, d, window, last_k, allow_partial,
+                                           history_days, history_k),
         "labels": lambda d: labels.run(lake, d, rule),
     }
     totals: Counter[str] = Counter()
@@ -85,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         totals = run_days(lake, days, args.steps.split(","), args.window or settings.window_days,
                           args.last_k or settings.last_k, args.allow_partial,
                           args.landing or str(settings.landing_root),
-                          time_format=args.time_format)
+                          time_format=args.time_format, history_days=settings.history_days,
+                          history_k=settings.history_k)
         return f"run_days {args.start}..{args.end} ({len(days)} days): {rows_summary(totals)}"
 
     return run_job("run_days", args, work)

@@ -1,5 +1,7 @@
-"""Training set of one run: M label days joined with the profiles of the same day,
-the last day(s) held out for validation, the rest shuffled globally into shards.
+"""Training set of one run: M label days joined with the profiles of the same day; the
+last day(s) held out as test days, the V days before them as validation days (they choose:
+early stopping, tuning), the rest shuffled globally into shards. Validation and test rows
+share the `validation` table (told apart by dt and the manifest), never shuffled in.
 
 Profiles of dt = D were built from D-N .. D-1, so joining on the same dt cannot leak.
 The shuffle is a deterministic key xxhash64(seed, dt, user_id, anchor_id) kept in the
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from features import day_status
 from features.catalog import (
     ANCHOR_PROFILES,
     ANCHORS,
@@ -29,7 +32,6 @@ from features.catalog import (
     USERS,
     TableSpec,
 )
-from features import day_status
 from features.days import add_days, day_arg, days_between
 from features.examples import (
     ANCHOR_CATEGORICAL,
@@ -79,13 +81,19 @@ def _vocabulary(df: DataFrame, column: str) -> list[str]:
 
 
 def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days: int = 1,
-        seed: int = 7, shards: int = DEFAULT_SHARDS) -> TrainingSetManifest:
+        seed: int = 7, shards: int = DEFAULT_SHARDS, validation_days: int = 0
+        ) -> TrainingSetManifest:
     """Build the training set of `run_id` and write its manifest last; returns it."""
     base = run_folder(run_id)  # a safe folder name, checked before any work
     if not 1 <= holdout_days < days:
         raise ValueError(f"holdout days must be in [1, {days - 1}], got {holdout_days}")
+    if not 0 <= validation_days < days - holdout_days:
+        raise ValueError(f"validation days must be in [0, {days - holdout_days - 1}] (at "
+                         f"least one training day is left), got {validation_days}")
     label_days = days_between(add_days(end, -(days - 1)), end)
-    train_days, holdout = label_days[:-holdout_days], label_days[-holdout_days:]
+    kept_out = holdout_days + validation_days
+    train_days, holdout = label_days[:-kept_out], label_days[-holdout_days:]
+    validation = label_days[-kept_out:-holdout_days] if validation_days else []
     hint = ("a training set needs every label day and its profiles: run jobs.run_days (or "
             "jobs.profiles and jobs.labels) for these days")
     ledger = lake.ledger()
@@ -111,10 +119,9 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
     train = rows.where(F.col("dt").isin(train_days))
     lake.overwrite_table(shuffle_globally(train, seed, shards), train_spec, partition_by="shard")
     validation_spec = VALIDATION_EXAMPLES.renamed(f"{base}/validation")
-    lake.overwrite_table(rows.where(F.col("dt").isin(holdout)).orderBy("dt", "user_id",
-                                                                        "anchor_id"),
-                         validation_spec)
-    live = lake.read_days(LIVE_SCHEDULE, holdout[0], holdout[-1])
+    lake.overwrite_table(rows.where(F.col("dt").isin([*validation, *holdout]))
+                         .orderBy("dt", "user_id", "anchor_id"), validation_spec)
+    live = lake.read_days(LIVE_SCHEDULE, (validation or holdout)[0], holdout[-1])
     candidates_spec = CANDIDATES.renamed(f"{base}/candidates")
     lake.overwrite_table(anchors.join(live, ["anchor_id", "dt"])
                          .select(*anchor_feature_columns()), candidates_spec)
@@ -126,7 +133,8 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
 
     manifest = TrainingSetManifest(
         run_id=run_id, end=end, days=days, window=window, seed=seed, shards=shards,
-        train_days=train_days, holdout_days=holdout, empty_days=empty_days,
+        train_days=train_days, validation_days=validation, holdout_days=holdout,
+        empty_days=empty_days,
         tables=Tables(train=train_spec.name, validation=validation_spec.name,
                       candidates=candidates_spec.name),
         format=lake.format,
@@ -161,14 +169,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=int_in(1, 365), required=True,
                         help="N: the profile window the profiles must have been built with")
     parser.add_argument("--run-id", help="name of the run (default: end-D_M-m_N-n)")
-    parser.add_argument("--holdout-days", type=int_in(1, 364), default=1)
+    parser.add_argument("--holdout-days", type=int_in(1, 364), default=1,
+                        help="test days: the last label days, for evaluation and the gate")
+    parser.add_argument("--validation-days", type=int_in(0, 363), default=1,
+                        help="validation days before the test days, for early stopping and "
+                             "tuning (default 1; 0: none)")
     parser.add_argument("--seed", type=int_in(0, 2**63 - 1), default=7)
     parser.add_argument("--shards", type=int_in(1, 4096), default=DEFAULT_SHARDS)
     args = parser.parse_args(argv)
     run_id = args.run_id or f"end-{args.end}_M-{args.days}_N-{args.window}"
     return run_job("training_set", args, lambda lake, _: summary_line(run(
         lake, args.end, args.days, args.window, run_id, args.holdout_days, args.seed,
-        args.shards)))
+        args.shards, args.validation_days)))
 
 
 if __name__ == "__main__":

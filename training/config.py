@@ -27,7 +27,14 @@ class LoopConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     batch_size: int = Field(1024, ge=2)  # global batch; each replica takes its share
-    epochs: int = Field(3, ge=1, le=1000)
+    # at most this many passes; with validation days, training stops earlier once `monitor`
+    # has not improved for `patience` epochs, and the best epoch's weights are kept
+    epochs: int = Field(20, ge=1, le=1000)
+    patience: int = Field(2, ge=0, le=100)  # 0: no early stopping
+    monitor: str = "val_recall@50"  # a validation metric, higher is better
+    # learning-rate schedule: multiplied by this after each epoch that did not improve
+    # `monitor` (1: constant)
+    lr_decay: float = Field(0.5, gt=0, le=1)
     max_steps: int | None = Field(None, ge=1)  # stop early (tests, smoke runs)
     learning_rate: float = Field(2e-3, gt=0, le=1)
     strategy: Strategy = "auto"  # auto: mirrored when GPUs are visible, else one device

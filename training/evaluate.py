@@ -163,14 +163,16 @@ def make_day(day: str, users: Columns, anchors: Columns, pairs: Columns,
                       seen, negatives, valid)
 
 
-def held_out_days(data: TrainingSet, settings: EvalSettings) -> list[HeldOutDay]:
-    """Every held-out day of the training set, read once for all scorers."""
+def held_out_days(data: TrainingSet, settings: EvalSettings,
+                  days: Sequence[str] | None = None) -> list[HeldOutDay]:
+    """The test days of the training set (or `days`, e.g. its validation days), read once
+    for all scorers."""
     user_columns = [n for n in data.schema("validation").names if n.startswith("user_")]
     anchor_columns = [n for n in data.schema("candidates").names if n.startswith("anchor_")]
     pairs = data.read("validation", sorted({"anchor_id", "label", "dt", *user_columns}))
     candidates = data.read("candidates", sorted({"dt", *anchor_columns}))
-    days = []
-    for day in data.manifest.holdout_days:
+    out = []
+    for day in data.manifest.holdout_days if days is None else days:
         today = pairs["dt"] == day
         _, first = np.unique(pairs["user_id"][today], return_index=True)
         users = {c: pairs[c][today][first] for c in user_columns}
@@ -179,10 +181,10 @@ def held_out_days(data: TrainingSet, settings: EvalSettings) -> list[HeldOutDay]
                 if settings.exclude_seen else None)
         watched_today = lake_pairs(data, add_days(day, 1), users["user_id"],
                                    anchors["anchor_id"], days=1)
-        days.append(make_day(day, users, anchors,
-                             {c: pairs[c][today] for c in ("user_id", "anchor_id", "label")},
-                             settings, seen, watched_today))
-    return days
+        out.append(make_day(day, users, anchors,
+                            {c: pairs[c][today] for c in ("user_id", "anchor_id", "label")},
+                            settings, seen, watched_today))
+    return out
 
 
 @dataclass

@@ -119,10 +119,54 @@ def rows_per_pipeline(files: Sequence[str], pipelines: int) -> list[int]:
             for i in range(pipelines)]
 
 
+def learning_rate(optimizer) -> float:
+    return float(np.asarray(optimizer.learning_rate))
+
+
+class EarlyStopping:
+    """Best epoch by a validation metric (higher is better), its weights, and when to stop;
+    the learning rate is cut by `lr_decay` after every epoch that did not improve."""
+
+    def __init__(self, loop: LoopConfig, variables: list, optimizer) -> None:
+        self.loop, self.variables, self.optimizer = loop, variables, optimizer
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.weights: list[np.ndarray] | None = None
+        self.stale = 0
+
+    def update(self, epoch: int, metrics: Mapping[str, float | None]) -> bool:
+        """Record one epoch's validation metrics; True when training should stop."""
+        value = metrics.get(self.loop.monitor)
+        if value is None:
+            raise ValueError(f"validation gave no {self.loop.monitor!r}; it gave "
+                             f"{sorted(metrics)}")
+        if self.best is None or value > self.best + 1e-6:
+            self.best, self.best_epoch, self.stale = value, epoch, 0
+            self.weights = [np.array(v.numpy()) for v in self.variables]
+            return False
+        self.stale += 1
+        if self.loop.lr_decay < 1:
+            self.optimizer.learning_rate = learning_rate(self.optimizer) * self.loop.lr_decay
+        return bool(self.loop.patience) and self.stale >= self.loop.patience
+
+    def restore(self) -> bool:
+        """Put the best epoch's weights back; False when the last epoch was the best."""
+        if self.weights is None or self.stale == 0:
+            return False
+        for variable, value in zip(self.variables, self.weights, strict=True):
+            variable.assign(value)
+        return True
+
+
 def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
-             loop: LoopConfig) -> LoopResult:
+             loop: LoopConfig, validate: Callable[[Any], dict] | None = None) -> LoopResult:
     """Train the Trainable `build(replica_batch)` on `files`; checkpoints, TensorBoard and
-    history.json go to `out`, and a run restarted on the same `out` resumes."""
+    history.json go to `out`, and a run restarted on the same `out` resumes (the early
+    stopping record restarts with it).
+
+    `validate(trainable)`, when given, runs after every epoch on every worker (the same
+    data and weights, so every worker takes the same decision) and returns validation
+    metrics (`loop.monitor` among them) for the history and early stopping."""
     import keras
     import tensorflow as tf
 
@@ -205,8 +249,10 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
     history = json.loads(history_path.read_text()) if history_path.exists() and int(step) else []
     for _ in range(int(step) % steps_per_epoch if int(step) else 0):
         next(iterator)  # resume mid-epoch: skip the batches already trained on
+    stopping = EarlyStopping(loop, variables, optimizer) if validate is not None else None
+    stopped_early = False
     started, window_loss, window_steps = time.perf_counter(), 0.0, 0
-    while int(step) < total_steps:
+    while int(step) < total_steps and not stopped_early:
         loss = float(train_step(iterator))
         step.assign_add(1)
         window_loss, window_steps = window_loss + loss, window_steps + 1
@@ -216,22 +262,36 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
             elapsed = time.perf_counter() - started
             rate = window_steps * loop.batch_size / elapsed
             entry = {"step": current, "epoch": (current - 1) // steps_per_epoch + 1,
-                     "loss": window_loss / window_steps, "examples_per_sec": rate}
+                     "loss": window_loss / window_steps, "examples_per_sec": rate,
+                     "learning_rate": learning_rate(optimizer)}
+            if stopping is not None and current % steps_per_epoch == 0:
+                entry.update(validate(trainable))
+                stopped_early = stopping.update(entry["epoch"], entry)
             history.append(entry)
-            log.info("step %d/%d epoch %d loss %.4f %.0f examples/s", current, total_steps,
-                     entry["epoch"], entry["loss"], rate)
+            log.info("step %d/%d epoch %d loss %.4f %.0f examples/s%s", current, total_steps,
+                     entry["epoch"], entry["loss"], rate,
+                     "".join(f" {k} {v:.4f}" for k, v in entry.items()
+                             if k.startswith("val_") and v is not None))
             if writer is not None:
                 with writer.as_default(step=current):
-                    tf.summary.scalar("loss", entry["loss"])
-                    tf.summary.scalar("examples_per_sec", rate)
+                    for key, value in entry.items():
+                        if key not in ("step", "epoch") and value is not None:
+                            tf.summary.scalar(key, value)
             manager.save(checkpoint_number=current)
             if chief:
                 atomic_write_json(history_path, history)
             started, window_loss, window_steps = time.perf_counter(), 0.0, 0
 
+    if stopping is not None and stopping.restore():
+        manager.save(checkpoint_number=int(step) + 1)  # the kept weights are the latest
+        log.info("restored the weights of epoch %d (%s %.4f)", stopping.best_epoch,
+                 loop.monitor, stopping.best)
     summary = {"steps": int(step), "steps_per_epoch": steps_per_epoch, "replicas": replicas,
                "workers": pipelines, "strategy": type(strategy).__name__,
                "precision": loop.precision, "xla": loop.xla,
+               "epochs_run": -(-int(step) // steps_per_epoch), "stopped_early": stopped_early,
+               "best_epoch": stopping.best_epoch if stopping else None,
+               f"best_{loop.monitor}": stopping.best if stopping else None,
                "final_loss": history[-1]["loss"] if history else None,
                "examples_per_sec": float(np.median([h["examples_per_sec"] for h in history]))
                if history else None}

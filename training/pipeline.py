@@ -13,9 +13,10 @@ import tensorflow as tf
 from training.reader import read_batches
 
 
-def column_signature(columns: Sequence[str], schema: pa.Schema, id_list_width: int
+def column_signature(columns: Sequence[str], schema: pa.Schema, id_list_width: int | None
                      ) -> dict[str, tf.TensorSpec]:
-    """The TensorSpec of each column as `training.reader` yields it."""
+    """The TensorSpec of each column as `training.reader` yields it (id lists of any width
+    when `id_list_width` is None, as a serving signature takes them)."""
     spec = {}
     for name in columns:
         kind = schema.field(name).type

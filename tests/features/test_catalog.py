@@ -14,7 +14,7 @@ KNOWN_TYPES = {"string", "bigint", "int", "double", "boolean", "timestamp",
 
 
 def test_names_are_unique_and_indexed():
-    assert len(TABLES) == len(ALL_TABLES) == 11
+    assert len(TABLES) == len(ALL_TABLES) == 12
     assert all(TABLES[spec.name] is spec for spec in ALL_TABLES)
 
 

@@ -14,11 +14,14 @@ pytestmark = pytest.mark.engine
 
 D = DAYS[6]  # profile / label day; window N = 3 reads DAYS[3..5]
 N = 3
+H = 4  # the long history reads DAYS[2..5]
+HISTORY_COLUMNS = ("history_anchors", "history_weights", "history_max_dt")
 
 
 def _build(lake, days=DAYS, day=D, window=N, **kwargs):
     for d in days:
         daily_stats.run(lake, d)
+    kwargs.setdefault("history_days", H)
     profiles.run(lake, day, window, last_k=3, **kwargs)
 
 
@@ -27,8 +30,9 @@ def _snapshot(lake, day=D) -> dict:
         frame = lake.read_days(spec, day, day).toPandas()
         frame["category_shares"] = frame.get("category_shares", pd.Series(dtype=object)).map(
             lambda m: sorted(dict(m).items()) if m is not None else None)
-        frame["last_anchors"] = frame.get("last_anchors", pd.Series(dtype=object)).map(
-            lambda a: list(a) if a is not None else None)
+        for column in ("last_anchors", "history_anchors", "history_weights"):
+            frame[column] = frame.get(column, pd.Series(dtype=object)).map(
+                lambda a: list(a) if a is not None else None)
         frame = frame.astype(object).where(frame.notna(), None)  # NaN != NaN; None == None
         return frame.sort_values(key).reset_index(drop=True).to_dict("records")
 
@@ -41,7 +45,12 @@ def _mutate(lake, day, seed):
     rows.append((7, 1, 101, rows[0][3], 300.0, 9.0, day))
     tiny_lake.write_sessions(lake, day, rows)
     daily_stats.run(lake, day)
-    profiles.run(lake, D, N, last_k=3)
+    profiles.run(lake, D, N, last_k=3, history_days=H)
+
+
+def _without_history(snapshot: dict) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in HISTORY_COLUMNS}
+            for row in snapshot["users"]]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -54,10 +63,16 @@ def test_profiles_of_d_depend_only_on_the_window(lake, seed):
     for day in (D, DAYS[7]):  # the label day and later: no effect
         _mutate(lake, day, seed)
     assert _snapshot(lake) == before
-    _mutate(lake, DAYS[2], seed)  # D-N-1, just outside the window: no effect
+    _mutate(lake, DAYS[1], seed)  # D-H-1, just outside the long history: no effect
     assert _snapshot(lake) == before
+    _mutate(lake, DAYS[2], seed)  # D-N-1: outside the window, inside the long history
+    after = _snapshot(lake)
+    assert after["anchors"] == before["anchors"]
+    assert _without_history(after) == _without_history(before)
+    assert [r["history_weights"] for r in after["users"]] != [
+        r["history_weights"] for r in before["users"]]
     _mutate(lake, DAYS[5], seed)  # D-1: the profiles change
-    assert _snapshot(lake) != before
+    assert _without_history(_snapshot(lake)) != _without_history(after)
 
 
 def _reference_user_stats(lake) -> pd.DataFrame:
@@ -158,3 +173,31 @@ def test_the_job_prints_the_rows_it_wrote(lake, capsys):
     # users 1..12 and anchors 101..106 exist from DAYS[0], the new ones from DAYS[5]
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"profiles {D} (window 3): user_profiles 13 rows, anchor_profiles 7 rows")
+
+
+def test_the_long_history_ranks_anchors_by_decayed_watch_time(lake):
+    """Against a direct pandas recomputation from raw sessions of D-H .. D-1."""
+    import numpy as np
+
+    from features.rules import HISTORY_HALF_LIFE_DAYS
+
+    tiny_lake.build(lake, 5)
+    _build(lake)
+    raw = lake.read_days(RAW_WATCH_SESSIONS, DAYS[2], DAYS[5]).toPandas()
+    pairs = raw.groupby(["user_id", "anchor_id", "dt"], as_index=False).watch_seconds.sum()
+    age = (pd.Timestamp(D) - pd.to_datetime(pairs.dt)).dt.days
+    pairs["w"] = np.log1p(pairs.watch_seconds) * 0.5 ** (age / HISTORY_HALF_LIFE_DAYS)
+    expected = pairs.groupby(["user_id", "anchor_id"]).w.sum().reset_index()
+    profile = lake.read_days(USER_PROFILES, D, D).toPandas().set_index("user_id")
+    checked = 0
+    for user, rows in expected.groupby("user_id"):
+        rows = rows.sort_values(["w", "anchor_id"], ascending=[False, True]).head(32)
+        got = profile.loc[user]
+        assert list(got.history_anchors) == rows.anchor_id.tolist()
+        assert np.allclose(list(got.history_weights), rows.w.to_numpy(), rtol=0, atol=1e-5)
+        assert got.history_max_dt == pairs[pairs.user_id == user].dt.max()
+        assert got.history_days == H
+        checked += 1
+    assert checked >= 5
+    never = profile[~profile.index.isin(expected.user_id)]
+    assert len(never) and all(len(a) == 0 for a in never.history_anchors)

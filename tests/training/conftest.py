@@ -25,5 +25,6 @@ def tiny_training_set(tmp_path_factory, spark):
 
     run_days(lake, days_between(START, END), ["ingest", "daily_stats", "profiles", "labels"],
              window=2, last_k=5, allow_partial=True, landing=str(landing))
-    manifest = run(lake, END, days=3, window=2, run_id=RUN, shards=3)
+    # label days END-3 .. END: two training days, one validation day, one test day
+    manifest = run(lake, END, days=4, window=2, run_id=RUN, shards=3, validation_days=1)
     return {"lake": lake.root, "landing": landing, "run_id": RUN, "manifest": manifest}

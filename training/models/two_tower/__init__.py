@@ -50,11 +50,13 @@ class TwoTower(Model):
         from training.loop import run_loop
         from training.models.two_tower.export import export_towers
         from training.models.two_tower.trainable import TwoTowerTrainable, prepare
+        from training.models.two_tower.validation import make_validator
 
         prepared = prepare(data, config)
+        validate = make_validator(data, prepared.columns, prepared.vocab.id_list_width)
         result = run_loop(lambda replica_batch: TwoTowerTrainable(prepared, config, loop.seed,
                                                                   replica_batch),
-                          data.files("train"), out, loop)
+                          data.files("train"), out, loop, validate)
         if result.chief:
             trainable = result.trainable
             export_towers(trainable.towers(), prepared.specs, prepared.vocab, data,

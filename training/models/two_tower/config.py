@@ -27,3 +27,10 @@ class TwoTowerConfig(BaseModel):
     remove_accidental_hits: bool = True
     last_k: int = Field(10, ge=1, le=200)  # recent anchors read per user
     id_embedding_dim: int = Field(16, ge=1)  # anchor id and last-anchors embeddings
+    # Memory channel: the user's long history (weighted bag) and the anchor's own id share
+    # one embedding table, so a returning viewer scores the anchors they watched (and those
+    # embedded near them); this share of the score is theirs, the rest the towers' MLPs'.
+    # 0 turns it off.
+    memory_weight: float = Field(0.5, ge=0, le=1)
+    memory_dim: int = Field(32, ge=2, le=512)
+    history_k: int = Field(32, ge=1, le=200)  # long-history anchors read per user

@@ -49,13 +49,30 @@ class RawFeatureEncoder(tf.Module):
             elif isinstance(feature, CategoricalFeature):  # an anchor id
                 out[feature.name] = self.anchor_table.lookup(tf.cast(value, tf.int64))
             elif isinstance(feature, SequenceFeature):  # anchor ids, -1 = padding
-                ids = tf.cast(value, tf.int64)[:, : self.last_k]
-                pad = self.last_k - tf.shape(ids)[1]
-                ids = tf.pad(ids, [[0, 0], [0, pad]], constant_values=-1)
-                out[feature.name] = tf.where(ids < 0, tf.constant(0, tf.int64),
-                                             self.anchor_table.lookup(ids))
+                out[feature.name] = self._id_list(value, self.last_k)
             else:
-                number = tf.cast(value, tf.float32)
-                out[feature.name] = tf.where(tf.math.is_nan(number), 0.0, number)
+                out[feature.name] = _number(value)
+        memory = self.spec.memory
+        if memory is not None and memory.ids not in out:
+            out[memory.ids] = self._id_list(raw[memory.ids], memory.width)
+        if memory is not None and memory.weights:
+            out[memory.weights] = _fit_width(_number(raw[memory.weights]), memory.width, 0.0)
         mask = tf.cast(raw[self.mask_column], tf.float32)
         return out, mask
+
+    def _id_list(self, value: tf.Tensor, width: int) -> tf.Tensor:
+        """Anchor ids `[B, any]` (-1 = padding) -> embedding rows `[B, width]` (0 = padding)."""
+        ids = _fit_width(tf.cast(value, tf.int64), width, -1)
+        return tf.where(ids < 0, tf.constant(0, tf.int64), self.anchor_table.lookup(ids))
+
+
+def _number(value: tf.Tensor) -> tf.Tensor:
+    number = tf.cast(value, tf.float32)
+    return tf.where(tf.math.is_nan(number), 0.0, number)
+
+
+def _fit_width(values: tf.Tensor, width: int, pad_value) -> tf.Tensor:
+    """`[B, any]` cut or padded (with `pad_value`) to `[B, width]`."""
+    values = values[:, :width]
+    return tf.pad(values, [[0, 0], [0, width - tf.shape(values)[1]]],
+                  constant_values=pad_value)

@@ -90,19 +90,19 @@ def export_towers(towers: dict[str, Tower], specs: dict[str, TowerSpec], vocab: 
     for name in TOWERS:
         columns = raw_columns(specs[name])
         serving[name] = ServingTower(towers[name], RawFeatureEncoder(specs[name], vocab),
-                                     column_signature(columns, schema, vocab.last_k))
+                                     column_signature(columns, schema, None))
         tf.saved_model.save(serving[name], str(out / name), signatures={
             "serving_default": serving[name].serve.get_concrete_function()})
 
     anchor_columns = raw_columns(specs["anchor_tower"])
-    candidates = data.read("candidates", [*anchor_columns, "dt"], vocab.last_k)
+    candidates = data.read("candidates", [*anchor_columns, "dt"], vocab.id_list_width)
     vectors = embed(serving["anchor_tower"], candidates)
     pq.write_table(pa.table({"anchor_id": candidates["anchor_id"], "dt": candidates["dt"],
                              "embedding": list(vectors.astype(np.float32))}),
                    out / "anchor_tower" / EMBEDDINGS)
 
     user_columns = raw_columns(specs["user_tower"])
-    sample = data.read("train", user_columns, vocab.last_k, limit=PARITY_ROWS)
+    sample = data.read("train", user_columns, vocab.id_list_width, limit=PARITY_ROWS)
     parity = {
         "user_inputs": {c: sample[c].tolist() for c in user_columns},
         "user_embeddings": embed(serving["user_tower"], sample).tolist(),

@@ -25,6 +25,7 @@ from training.models.two_tower.towers import (
     CONTENT,
     PREFERENCE,
     CategoricalFeature,
+    Memory,
     NumericFeature,
     SequenceFeature,
     TowerSpec,
@@ -43,6 +44,7 @@ class Vocabularies:
     categories: int  # width of user_category_shares
     anchor_ids: np.ndarray  # sorted distinct anchor ids the model embeds (index + 1 = row)
     last_k: int
+    history_k: int = 0  # long-history anchors read per user (0: none)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "anchor_ids",
@@ -50,11 +52,16 @@ class Vocabularies:
 
     @classmethod
     def from_manifest(cls, manifest: TrainingSetManifest, anchor_ids: np.ndarray,
-                      last_k: int) -> Vocabularies:
+                      last_k: int, history_k: int = 0) -> Vocabularies:
         vocab = manifest.vocabularies
         strings = {f"user_{c}": vocab[f"user_{c}"] for c in USER_CATEGORICAL}
         strings.update({f"anchor_{c}": vocab[f"anchor_{c}"] for c in ANCHOR_CATEGORICAL})
-        return cls(strings, len(vocab["category"]), anchor_ids, last_k)
+        return cls(strings, len(vocab["category"]), anchor_ids, last_k, history_k)
+
+    @property
+    def id_list_width(self) -> int:
+        """Width of id-list columns as read: the longest list a tower reads."""
+        return max(self.last_k, self.history_k)
 
     @property
     def anchor_rows(self) -> int:
@@ -83,26 +90,30 @@ def tower_specs(vocab: Vocabularies, config: TwoTowerConfig) -> tuple[TowerSpec,
         return NumericFeature(name, group, log1p=name not in RATES)
 
     ids = config.id_embedding_dim
+    with_memory = config.memory_weight > 0 and vocab.history_k > 0
     user = TowerSpec((
         *[categorical(f"user_{c}") for c in USER_CATEGORICAL],
         *[numeric(n, CONTENT) for n in USER_CONTENT_NUMERIC],
         *[numeric(n) for n in USER_PREFERENCE_NUMERIC],
         NumericFeature("user_category_shares", PREFERENCE, width=vocab.categories),
         SequenceFeature("user_last_anchors", vocab.anchor_rows, ids, PREFERENCE),
-    ))
+    ), Memory("user_history_anchors", "user_history_weights", vocab.history_k)
+        if with_memory else None)
     anchor = TowerSpec((
         *[categorical(f"anchor_{c}") for c in ANCHOR_CATEGORICAL],
         *[numeric(n, CONTENT) for n in ANCHOR_CONTENT_NUMERIC],
         *[numeric(n) for n in ANCHOR_PREFERENCE_NUMERIC],
         CategoricalFeature("anchor_id", vocab.anchor_rows, ids, PREFERENCE),
-    ))
+    ), Memory("anchor_id") if with_memory else None)
     return user, anchor
 
 
 def raw_columns(spec: TowerSpec) -> list[str]:
-    """Raw example columns one tower reads (its features plus the has-history flag)."""
+    """Raw example columns one tower reads (its features, its memory's columns, then the
+    has-history flag, last)."""
     prefix = "user" if spec.names[0].startswith("user_") else "anchor"
-    return [*spec.names, f"{prefix}_has_history"]
+    memory = [c for c in spec.memory.columns if c not in spec.names] if spec.memory else []
+    return [*spec.names, *memory, f"{prefix}_has_history"]
 
 
 def anchor_log_q(train_anchor_rows: np.ndarray, anchor_rows: int) -> np.ndarray:

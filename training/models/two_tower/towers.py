@@ -106,10 +106,28 @@ Feature = NumericFeature | CategoricalFeature | SequenceFeature
 
 
 @dataclass(frozen=True)
+class Memory:
+    """A tower's side of the memory channel: anchor embedding rows `[B]` or `[B, width]`
+    (0 = padding) from the table both towers share, summed with `weights` (a float column of
+    the same width; none: equal weights) and L2-normalised. It belongs to the preference
+    group: dropped with it, and zero for a cold user or anchor."""
+
+    ids: str
+    weights: str | None = None
+    width: int = 1
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.ids,) if self.weights is None else (self.ids, self.weights)
+
+
+@dataclass(frozen=True)
 class TowerSpec:
-    """The inputs of one tower: features with unique names, at least one of them."""
+    """The inputs of one tower: features with unique names, at least one of them, and an
+    optional memory channel."""
 
     features: tuple[Feature, ...]
+    memory: Memory | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", tuple(self.features))
@@ -209,7 +227,13 @@ class Tower(keras.Model):
     """Features → L2-normalised embedding, with per-example dropout of the preference group.
 
     Content and preference encodings are concatenated (content first), then go through an MLP
-    of `hidden_units` (ReLU), a linear layer to `output_dim`, and L2 normalisation. All weights
+    of `hidden_units` (ReLU), a linear layer to `output_dim`, and L2 normalisation. With a
+    memory channel (`spec.memory` and `memory_embedding`, shared with the other tower) the
+    embedding is [sqrt(1 - w) * mlp, sqrt(w) * memory], w = `memory_weight`: still unit norm
+    (or shorter, when the memory is empty), and a dot product of two such embeddings is
+    (1 - w) * cos(mlp) + w * cos(memory). A dot product can then say "this anchor is in the
+    user's history" through the shared rows, which an MLP over a bag of ids learns poorly.
+    All weights
     are created in the constructor, so a tower built under `strategy.scope()` has its variables
     there, never in a replica's first step. Under a mixed policy the MLP computes in 16 bits;
     inputs are not autocast and the output is float32 (see the module doc).
@@ -227,9 +251,18 @@ class Tower(keras.Model):
 
     def __init__(self, spec: TowerSpec, output_dim: int = 64,
                  hidden_units: Sequence[int] = (128, 64), preference_dropout_rate: float = 0.0,
-                 activation: str = "relu", seed: int | None = None, **kwargs) -> None:
+                 activation: str = "relu", seed: int | None = None,
+                 memory_embedding: keras.layers.Embedding | None = None,
+                 memory_weight: float = 0.0, **kwargs) -> None:
         kwargs.setdefault("autocast", False)  # raw inputs reach the encoders unrounded
         super().__init__(**kwargs)
+        if (spec.memory is None) != (memory_embedding is None):
+            raise ValueError("a memory channel needs both spec.memory and memory_embedding")
+        if not 0.0 <= memory_weight <= 1.0:
+            raise ValueError(f"memory_weight must be in [0, 1], got {memory_weight}")
+        self.memory = spec.memory
+        self.memory_embedding = memory_embedding
+        self.memory_weight = float(memory_weight) if spec.memory else 0.0
         if not 0.0 <= preference_dropout_rate <= 1.0:
             raise ValueError(f"preference_dropout_rate must be in [0, 1], "
                              f"got {preference_dropout_rate}")
@@ -269,6 +302,11 @@ class Tower(keras.Model):
                 specs[f.name] = tf.TensorSpec([None], tf.int64, name=f.name)
             else:
                 specs[f.name] = tf.TensorSpec([None, None], tf.int64, name=f.name)
+        if self.memory is not None and self.memory.ids not in specs:
+            specs[self.memory.ids] = tf.TensorSpec([None, None], tf.int64, name=self.memory.ids)
+        if self.memory is not None and self.memory.weights:
+            specs[self.memory.weights] = tf.TensorSpec([None, None], tf.float32,
+                                                       name=self.memory.weights)
         return specs
 
     def call(self, features: dict[str, tf.Tensor], training: bool | tf.Tensor | None = None,
@@ -284,24 +322,44 @@ class Tower(keras.Model):
         Returns:
           `[batch_size, output_dim]` float32 with unit-norm rows.
         """
-        missing = [n for n in self.feature_names if n not in features]
+        wanted = [*self.feature_names, *(self.memory.columns if self.memory else ())]
+        missing = [n for n in wanted if n not in features]
         if missing:
             raise KeyError(f"tower {self.name!r} is missing features {missing}; "
                            f"got {sorted(features)}")
         parts = [self.encoders[f.name](features[f.name]) for f in self.content_features]
+        batch = tf.shape(features[self.feature_names[0]])[0]
+        keep = self._keep(batch, training)
+        if preference_mask is not None:
+            keep = keep * tf.reshape(tf.cast(preference_mask, tf.float32), [-1, 1])
         if self.preference_features:
             preference = tf.concat(
                 [self.encoders[f.name](features[f.name]) for f in self.preference_features],
                 axis=1)
-            keep = self._keep(tf.shape(preference)[0], training)
-            if preference_mask is not None:
-                keep = keep * tf.reshape(tf.cast(preference_mask, tf.float32), [-1, 1])
             parts.append(preference * keep)
         x = tf.concat(parts, axis=1)
         for layer in self.hidden:
             x = layer(x)  # Dense casts x to the policy's compute dtype
         # normalised in float32: a 16-bit sum of squares loses the unit norm cosines rely on
-        return tf.math.l2_normalize(tf.cast(self.projection(x), tf.float32), axis=-1)
+        out = tf.math.l2_normalize(tf.cast(self.projection(x), tf.float32), axis=-1)
+        if self.memory is None:
+            return out
+        memory = self._memory(features, batch) * keep
+        return tf.concat([out * (1.0 - self.memory_weight) ** 0.5,
+                          memory * self.memory_weight ** 0.5], axis=1)
+
+    def _memory(self, features: dict[str, tf.Tensor], batch: tf.Tensor) -> tf.Tensor:
+        """`[B, memory_dim]` float32: the normalised weighted sum of the memory rows."""
+        ids = tf.reshape(tf.cast(features[self.memory.ids], tf.int64), [batch, -1])
+        rows = self.memory_embedding.input_dim - 1  # the out-of-vocabulary row
+        valid = tf.cast(ids > 0, tf.float32)
+        embedded = tf.cast(self.memory_embedding(_in_vocab(ids, 1, rows)), tf.float32)
+        weights = valid
+        if self.memory.weights:
+            weights = valid * tf.reshape(tf.cast(features[self.memory.weights], tf.float32),
+                                         [batch, -1])
+        total = tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
+        return tf.math.l2_normalize(total, axis=-1)  # an empty memory stays zero
 
     def _keep(self, batch_size: tf.Tensor, training: bool | tf.Tensor | None) -> tf.Tensor:
         """`[batch_size, 1]` float: 0 where the preference group is dropped, else 1."""
@@ -328,13 +386,25 @@ class TwoTowerModel(keras.Model):
 
     def __init__(self, user_spec: TowerSpec, anchor_spec: TowerSpec, output_dim: int = 64,
                  hidden_units: Sequence[int] = (128, 64), user_dropout_rate: float = 0.0,
-                 anchor_dropout_rate: float = 0.0, seed: int | None = None, **kwargs) -> None:
+                 anchor_dropout_rate: float = 0.0, seed: int | None = None,
+                 memory_rows: int = 0, memory_dim: int = 32, memory_weight: float = 0.0,
+                 **kwargs) -> None:
         kwargs.setdefault("autocast", False)  # as Tower: inputs pass through unrounded
         super().__init__(**kwargs)
+        shared = None
+        if user_spec.memory is not None and anchor_spec.memory is not None:
+            # rows 0 (padding) .. memory_rows (out of vocabulary), one table for both towers
+            shared = keras.layers.Embedding(memory_rows + 1, memory_dim, name="memory_embedding")
+            shared.build((None, None))
+        elif user_spec.memory is not None or anchor_spec.memory is not None:
+            raise ValueError("a memory channel needs a memory on both towers")
         self.user_tower = Tower(user_spec, output_dim, hidden_units, user_dropout_rate,
-                                seed=seed, name="user_tower")
+                                seed=seed, memory_embedding=shared, memory_weight=memory_weight,
+                                name="user_tower")
         self.anchor_tower = Tower(anchor_spec, output_dim, hidden_units, anchor_dropout_rate,
-                                  seed=None if seed is None else seed + 1, name="anchor_tower")
+                                  seed=None if seed is None else seed + 1,
+                                  memory_embedding=shared, memory_weight=memory_weight,
+                                  name="anchor_tower")
         self.built = True
 
     def call(self, features: dict[str, tf.Tensor],

@@ -56,10 +56,13 @@ def _ids(files: list[str], column: str) -> np.ndarray:
 def prepare(data: TrainingSet, config: TwoTowerConfig) -> Prepared:
     train_files = data.files("train")
     rows = _ids(train_files, "anchor_id")
+    history_k = config.history_k if "user_history_anchors" in data.schema("train").names else 0
     vocab = Vocabularies.from_manifest(
         data.manifest, np.concatenate([rows, _ids(data.files("candidates"), "anchor_id"),
-                                       _ids(train_files, "user_last_anchors")]),
-        config.last_k)
+                                       _ids(train_files, "user_last_anchors"),
+                                       *([_ids(train_files, "user_history_anchors")]
+                                         if history_k else [])]),
+        config.last_k, history_k)
     user, anchor = tower_specs(vocab, config)
     columns = sorted({*LABEL_COLUMNS, *raw_columns(user), *raw_columns(anchor)})
     return Prepared(vocab, {"user_tower": user, "anchor_tower": anchor},
@@ -73,10 +76,14 @@ class TwoTowerTrainable:
                  replica_batch: int) -> None:
         specs = prepared.specs
         self.columns = prepared.columns
-        self.id_list_width = config.last_k
+        self.replica_batch = replica_batch
+        self.id_list_width = prepared.vocab.id_list_width
         self.model = TwoTowerModel(specs["user_tower"], specs["anchor_tower"],
                                    config.embedding_dim, config.hidden_units,
-                                   config.user_dropout_rate, config.anchor_dropout_rate, seed)
+                                   config.user_dropout_rate, config.anchor_dropout_rate, seed,
+                                   memory_rows=prepared.vocab.anchor_rows,
+                                   memory_dim=config.memory_dim,
+                                   memory_weight=config.memory_weight)
         with dtype_policy("float32"):  # a layer autocasts its inputs to its own policy
             softmax = InBatchSoftmaxLoss(
                 num_negatives=min(config.num_negatives, replica_batch - 1),
@@ -120,9 +127,9 @@ class TwoTowerTrainable:
                                     preference_mask=encoded["anchor_mask"])
         return u, a
 
-    def loss(self, encoded: Mapping) -> tf.Tensor:
-        """Per-example loss `[B]` float32 of an encoded batch, in training mode."""
-        u, a = self.embed(encoded, training=True)
+    def loss(self, encoded: Mapping, training: bool = True) -> tf.Tensor:
+        """Per-example loss `[B]` float32 of an encoded batch (training mode: with dropout)."""
+        u, a = self.embed(encoded, training=training)
         rows = encoded["anchor"]["anchor_id"]  # embedding rows: log q is kept per row
         per_example, _ = self.loss_fn(u, a, encoded["label"], anchor_ids=encoded["anchor_id"],
                                       anchor_log_q=tf.gather(self.log_q, rows))

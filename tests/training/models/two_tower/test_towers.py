@@ -263,3 +263,40 @@ def test_forward_and_loss_compile_with_xla():
     loss = step(features, tf.constant(rng.integers(0, 2, b), tf.float32),
                 features["anchor_category"], tf.fill([b], -2.0))
     assert loss.shape == (b,) and np.all(np.isfinite(loss))
+
+
+def test_the_memory_channel_shares_anchor_rows_between_the_towers():
+    from dataclasses import replace
+
+    from training.models.two_tower.towers import Memory
+
+    user = replace(USER, memory=Memory("user_history", "user_history_weights", width=3))
+    anchor = TowerSpec((*ANCHOR.features,
+                        CategoricalFeature("anchor_id", 50, 4, group="preference")),
+                       Memory("anchor_id"))
+    model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
+                          memory_dim=6, memory_weight=0.36, seed=0)
+    assert model.user_tower.memory_embedding is model.anchor_tower.memory_embedding
+    rng = np.random.default_rng(0)
+    users = user_features(rng, 3)
+    # user 0 watched anchor 7 only; user 1 watched 7 and 9 (weights 1:3); user 2 nothing
+    users["user_history"] = tf.constant([[7, 0, 0], [7, 9, 0], [0, 0, 0]], tf.int64)
+    users["user_history_weights"] = tf.constant([[2.0, 0, 0], [1.0, 3.0, 0], [0, 0, 0]])
+    anchors = anchor_features(rng, 2)
+    anchors["anchor_id"] = tf.constant([7, 9], tf.int64)
+    u = model.user_tower(users, training=False).numpy()
+    a = model.anchor_tower(anchors, training=False).numpy()
+    memory_u, memory_a = u[:, 8:], a[:, 8:]
+    # the memory part: sqrt(0.36) * the normalised weighted sum of the shared rows
+    np.testing.assert_allclose(memory_u[0], memory_a[0], atol=1e-6)  # same single anchor
+    np.testing.assert_allclose(memory_u[0] @ memory_a[0], 0.36, atol=1e-5)
+    rows = model.user_tower.memory_embedding.embeddings.numpy()
+    mixed = rows[7] + 3 * rows[9]
+    np.testing.assert_allclose(memory_u[1], 0.6 * mixed / np.linalg.norm(mixed), atol=1e-5)
+    np.testing.assert_allclose(memory_u[2], 0.0)  # an empty history adds nothing
+    np.testing.assert_allclose(np.linalg.norm(u[:2], axis=1), 1.0, atol=1e-5)
+    cold = model.anchor_tower(anchors, training=False,
+                              preference_mask=tf.constant([0.0, 1.0])).numpy()
+    np.testing.assert_allclose(cold[0, 8:], 0.0)  # a cold anchor has no memory row
+    with pytest.raises(ValueError, match="both towers"):
+        TwoTowerModel(user, ANCHOR, memory_rows=50)

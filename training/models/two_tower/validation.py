@@ -1,0 +1,77 @@
+"""Validation of the two-tower model while it trains: after every epoch, the pooled ranking
+metrics of the validation days (never the test days, which only the gate sees) and the loss
+of their labelled rows, both in inference mode (no preference dropout).
+
+The metrics are `training.evaluate`'s, on the towers in memory, so early stopping chooses by
+the measure the gate judges by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from training.evaluate import EvalSettings, Rows, held_out_days, score_day, summarise
+from training.reader import Columns, TrainingSet
+
+REPORTED = ("recall@10", "recall@50", "ndcg@10", "ndcg@50", "auc")
+MAX_LOSS_BATCHES = 50  # the validation loss is a sample of the days' labelled rows
+
+
+class InMemoryScorer:
+    """Cosine scores of the towers being trained, from raw columns (as a Scorer)."""
+
+    def __init__(self, trainable) -> None:
+        self.trainable = trainable
+
+    def _embed(self, side: str, rows: Columns) -> np.ndarray:
+        t = self.trainable
+        encoder, raw = ((t.user_encoder, t.user_raw) if side == "user"
+                        else (t.anchor_encoder, t.anchor_raw))
+        features, mask = encoder({c: tf.constant(rows[c]) for c in raw})
+        tower = t.model.user_tower if side == "user" else t.model.anchor_tower
+        return tower(features, training=False, preference_mask=mask).numpy()
+
+    def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
+        return self._embed("user", users) @ self._embed("anchor", anchors).T
+
+
+def make_validator(data: TrainingSet, columns: Sequence[str], id_list_width: int,
+                   settings: EvalSettings | None = None) -> Callable | None:
+    """`validate(trainable) -> {"val_recall@50": ..., "val_loss": ...}` over the manifest's
+    validation days, or None when the training set has none."""
+    days = list(data.manifest.validation_days)
+    if not days:
+        return None
+    settings = settings or EvalSettings()
+    held = held_out_days(data, settings, days)
+    pool_users = np.concatenate([d.users["user_id"][d.pool] for d in held])
+    rows = data.read("validation", list(columns), id_list_width)
+    keep = np.isin(rows["dt"], days)
+    rows = {c: v[keep] for c, v in rows.items()}
+
+    def validate(trainable) -> dict[str, float | None]:
+        parts = [score_day("model", InMemoryScorer(trainable), d) for d in held]
+        summary = summarise(Rows.concat(parts), pool_users)
+        out = {f"val_{m}": summary.get(m) for m in REPORTED}
+        out["val_loss"] = _loss(trainable, rows)
+        return out
+
+    return validate
+
+
+def _loss(trainable, rows: Columns) -> float | None:
+    """Mean per-example loss over whole replica batches of `rows`; None when there are
+    fewer rows than one batch (in-batch negatives need a full one)."""
+    size = trainable.replica_batch
+    batches = min(len(rows["label"]) // size, MAX_LOSS_BATCHES)
+    if not batches:
+        return None
+    losses = []
+    for b in range(batches):
+        batch = {c: tf.constant(v[b * size:(b + 1) * size]) for c, v in rows.items()}
+        losses.append(float(tf.reduce_mean(trainable.loss(trainable.encode(batch),
+                                                          training=False))))
+    return float(np.mean(losses))

@@ -1,6 +1,7 @@
 """Daily features: one run per logical day D, after D has ended.
 
 check_landing(D) -> ingest(D) -> daily_stats(D) -> profiles(D, D+1) -> labels(D) -> data_checks
+                                               +-> anchor_neighbours(D+1)
 
 Profiles read the daily stats of the N days before their day, which other runs wrote:
 `depends_on_past` on that task makes run D wait for run D-1's profiles, so by induction every
@@ -10,6 +11,9 @@ days still run in parallel. The task writes two partitions:
   entities that first appear on D+1 are not known yet, so they have no row in it;
 - profiles of D again, now that D's new users and anchors are ingested: the final partition,
   with a cold-start row for each of them (the one the previous run wrote lacked them).
+Anchor neighbours (item-CF) of D+1 read the daily pairs of D+1-W .. D, so they wait for
+run D-1 the same way; those of D are built again only when missing or out of date (the
+first day of history, or a window day re-run since).
 Labels run after the profiles: labels of D mark users new on D only once every earlier
 day is ingested, and a label day whose labels exist has its final profiles. At the start of
 history the window is partial (recorded in the table); a gap inside the history fails.
@@ -46,6 +50,7 @@ INGESTED = [ASSETS[t] for t in ("users", "anchors", "live_schedule", "raw_watch_
                                 "quarantine")]
 DAILY = [ASSETS[t] for t in ("daily_user_stats", "daily_anchor_stats", "daily_user_anchor")]
 PROFILES = [ASSETS["user_profiles"], ASSETS["anchor_profiles"]]
+NEIGHBOURS = [ASSETS["anchor_neighbours"]]
 # Missing inputs and bad arguments fail at once; a retry cannot make files appear.
 NOT_RETRYABLE = (FileNotFoundError, ValueError)
 
@@ -133,6 +138,22 @@ def features_daily():
         _mark(PROFILES, *built)
         return built
 
+    @task(outlets=NEIGHBOURS, depends_on_past=True)
+    def anchor_neighbours(params=None) -> list[str]:
+        """Item-CF neighbours as of D+1, and as of D when missing or out of date."""
+        from features.days import add_days
+        from jobs import anchor_neighbours as job
+
+        day = run_day(get_current_context())
+        lake = open_lake(params)
+        built = [d for d in (day, add_days(day, 1))
+                 if d != day or lake.ledger().token(job.JOB, day) is None]
+        with fail_without_retry(*NOT_RETRYABLE):
+            for neighbours_day in built:
+                job.run(lake, neighbours_day)
+        _mark(NEIGHBOURS, *built)
+        return built
+
     @task(outlets=[ASSETS["labels"]])
     def labels(params=None) -> None:
         from jobs import labels as job
@@ -167,8 +188,9 @@ def features_daily():
             raise AirflowFailException("; ".join(problems))
         return report
 
-    built, labelled = profiles(), labels()
-    check_landing() >> ingest() >> daily_stats() >> built >> labelled
+    stats, built, labelled = daily_stats(), profiles(), labels()
+    check_landing() >> ingest() >> stats >> built >> labelled
+    stats >> anchor_neighbours()
     data_checks(built) << labelled
 
 features_daily()

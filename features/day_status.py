@@ -27,7 +27,7 @@ from features.days import parse_day
 from features.files import atomic_write_text
 
 STATUS_DIR = "_day_status"
-JOBS = ("ingest", "daily_stats", "profiles", "labels")
+JOBS = ("ingest", "daily_stats", "profiles", "anchor_neighbours", "labels")
 MISSING, INCOMPLETE, STALE = "missing", "incomplete", "stale"
 
 

@@ -14,6 +14,13 @@ DEFAULT_LAST_K = 10
 DEFAULT_HISTORY_DAYS = 56
 DEFAULT_HISTORY_K = 32
 HISTORY_HALF_LIFE_DAYS = 14.0
+# Anchor item-CF (jobs.anchor_neighbours builds the table, training.models.item_cf reads it
+# when it was built with the same settings): co-watching over the W days before the day,
+# shrunk cosine, the top neighbours of each anchor, a user's most watched anchors voting.
+ITEM_CF_WINDOW_DAYS = 28
+ITEM_CF_SHRINKAGE = 10.0
+ITEM_CF_TOP_N = 50
+ITEM_CF_MAX_USER_ANCHORS = 200
 MAX_THRESHOLD_SECONDS = 86_400.0  # a label threshold on one day's total watch of a pair
 
 

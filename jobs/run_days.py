@@ -1,8 +1,8 @@
 """Run pipeline steps over a range of days in one process (one engine start).
 
-For each day in order: ingest -> daily_stats -> profiles (as of the day, from the days
-before it) -> labels. Airflow runs the same steps as separate tasks; this driver is for the
-command line, benchmarks and tests.
+For each day in order: ingest -> daily_stats -> profiles and anchor_neighbours (as of the
+day, from the days before it) -> labels. Airflow runs the same steps as separate tasks;
+this driver is for the command line, benchmarks and tests.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from features.days import day_arg, days_between
 from features.rules import DEFAULT_HISTORY_DAYS, DEFAULT_HISTORY_K, DEFAULT_LAST_K, LabelRule
 from features.settings import Settings
 from features.validation import TIME_FORMATS
-from jobs import daily_stats, ingest, labels, profiles
+from jobs import anchor_neighbours, daily_stats, ingest, labels, profiles
 from jobs.cli import int_in, job_parser, rows_summary, run_job
 from jobs.lake import Lake
 
-STEPS = ("ingest", "daily_stats", "profiles", "labels")
+STEPS = ("ingest", "daily_stats", "profiles", "anchor_neighbours", "labels")
 
 
 def _ingested(summary: dict) -> dict[str, int]:
@@ -49,6 +49,7 @@ def run_days(lake: Lake, days: Sequence[str], steps: Sequence[str], window: int,
         "daily_stats": lambda d: daily_stats.run(lake, d),
         "profiles": lambda d: profiles.run(lake, d, window, last_k, allow_partial,
                                            history_days, history_k),
+        "anchor_neighbours": lambda d: anchor_neighbours.run(lake, d),
         "labels": lambda d: labels.run(lake, d, rule),
     }
     totals: Counter[str] = Counter()

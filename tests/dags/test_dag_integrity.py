@@ -17,7 +17,8 @@ pytestmark = pytest.mark.unit
 
 FEATURE_EDGES = {  # task -> its upstream tasks
     "check_landing": set(), "ingest": {"check_landing"}, "daily_stats": {"ingest"},
-    "profiles": {"daily_stats"}, "labels": {"profiles"}, "data_checks": {"profiles", "labels"},
+    "profiles": {"daily_stats"}, "anchor_neighbours": {"daily_stats"}, "labels": {"profiles"},
+    "data_checks": {"profiles", "labels"},
 }
 TRAINING_ORDER = ["training_set", "data_gate", "train", "evaluate", "model_gate", "report",
                   "publish"]
@@ -45,12 +46,14 @@ def test_features_daily_wiring(dagbag):
     assert {t.task_id: t.upstream_task_ids for t in dag.tasks} == FEATURE_EDGES
     assert dag.catchup and dag.max_active_runs > 1  # days run in parallel...
     past = {t.task_id for t in dag.tasks if t.depends_on_past}
-    assert past == {"profiles"}  # ...except the profiles, which wait for the day before
+    # ...except the jobs reading earlier days, which wait for the day before
+    assert past == {"profiles", "anchor_neighbours"}
     ingest = dag.task_dict["ingest"]
     assert ingest.retries >= 1 and ingest.retry_exponential_backoff >= 2
     outlets = {t.task_id: {a.name for a in t.outlets} for t in dag.tasks}
     assert outlets["profiles"] == {"lake.user_profiles", "lake.anchor_profiles"}
     assert outlets["labels"] == {"lake.labels"}
+    assert outlets["anchor_neighbours"] == {"lake.anchor_neighbours"}
     assert "lake.raw_watch_sessions" in outlets["ingest"]
 
 

@@ -205,3 +205,17 @@ def test_no_run_without_a_day_is_a_clear_failure():
     with pytest.raises(AirflowFailException, match="no logical date"):
         run_day({"logical_date": None})
     assert run_day({"logical_date": datetime(2026, 1, 2) + timedelta(hours=0)}) == "2026-01-02"
+
+
+def test_errors_a_retry_cannot_fix_fail_the_task_without_retries():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dags.common import fail_without_retry
+    from features.days import parse_day
+
+    with pytest.raises(AirflowFailException, match="ValueError: .*0001-01-01"):
+        with fail_without_retry(ValueError, FileNotFoundError):
+            parse_day("0001-01-01", "--date")
+    with pytest.raises(RuntimeError):  # anything else keeps Airflow's retries
+        with fail_without_retry(ValueError):
+            raise RuntimeError("engine went away")

@@ -40,10 +40,9 @@ class ModelGateConfig(BaseModel):
     max_regression: float = Field(0.01, ge=-1, le=1)
     regression_metrics: tuple[str, ...] = ("auc", "recall@50", "ndcg@50")
     # beats_baseline[<name>]: the lower end of the bootstrap interval of (model - baseline)
-    # on gate_metric must be above min_lift_over_baseline. Popularity only for now: the demo
-    # must keep publishing, and the two-tower model does not yet beat segment popularity or
-    # rewatch (issue 15); name them here once it does.
-    gate_baselines: tuple[str, ...] = ("popularity",)
+    # on gate_metric must be above min_lift_over_baseline. "best" stands for the baseline
+    # with the highest gate_metric (references such as the simulator's oracles excluded).
+    gate_baselines: tuple[str, ...] = ("best",)
     gate_metric: str = "recall@50"
     min_lift_over_baseline: float = Field(0.0, ge=-1, le=1)
     min_slice_users: int = Field(20, ge=0)  # a smaller slice is reported, not gated
@@ -101,15 +100,32 @@ def metric_checks(metrics: Mapping[str, Any], config: ModelGateConfig) -> list[d
                             "recall@50"), config.min_cold_anchor_lift)]
 
 
+def is_reference(name: str) -> bool:
+    """A scorer shown for reference, not a baseline to beat (it knows the simulator's
+    hidden truth)."""
+    return "oracle" in name
+
+
+def best_baseline(metrics: Mapping[str, Any], metric: str = "recall@50") -> str | None:
+    """The baseline with the highest pooled `metric` (references excluded), or None."""
+    scored = {name: _metric(metrics, "baselines", name, metric)
+              for name in (metrics.get("baselines") or {}) if not is_reference(name)}
+    scored = {name: value for name, value in scored.items() if not _missing(value)}
+    return max(sorted(scored), key=scored.get) if scored else None
+
+
 def baseline_checks(metrics: Mapping[str, Any], config: ModelGateConfig) -> list[dict]:
-    """`beats_baseline[<name>]` for each of `config.gate_baselines`: the lower end of the
-    bootstrap interval of the model's pooled gate metric minus the baseline's (training.
-    evaluate's `comparisons`) above `min_lift_over_baseline`. A baseline the metrics lack
-    (it did not apply) is skipped, saying so."""
+    """`beats_baseline[<name>]` for each of `config.gate_baselines` ("best": the strongest
+    on the gate metric): the lower end of the bootstrap interval of the model's pooled gate
+    metric minus the baseline's (training.evaluate's `comparisons`) above
+    `min_lift_over_baseline`. A baseline the metrics lack (it did not apply) is skipped,
+    saying so."""
     metric, minimum = config.gate_metric, config.min_lift_over_baseline
     level = (metrics.get("settings") or {}).get("confidence", 0.95)
     checks = []
-    for name in config.gate_baselines:
+    names = [best_baseline(metrics, metric) or "best" if name == "best" else name
+             for name in config.gate_baselines]
+    for name in dict.fromkeys(names):
         label, threshold = f"beats_baseline[{name}]", f"interval low > {minimum}"
         if name not in (metrics.get("baselines") or {}):
             checks.append(check(label, SKIP, None, threshold,

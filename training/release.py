@@ -131,8 +131,12 @@ def publish_run(models_root: Path, model_name: str, export_dir: Path, run_id: st
 
 def describe_version(models_root: Path, version: int | None = None) -> str:
     """A few lines on a published version: model, where it is, recall@50 and NDCG@10 beside
-    every baseline's on the same held-out days, and the report."""
+    every baseline's on the same held-out days (oracles marked as references, not baselines
+    to beat), the report, and last a one-line verdict: the model's recall@50 beside the best
+    baseline's, with the difference and its interval (`training.report.headline`)."""
+    from training.model_gate import best_baseline, is_reference
     from training.publish import latest_version, read_manifest
+    from training.report import headline
 
     version = version if version is not None else latest_version(models_root)
     if version is None:
@@ -140,21 +144,25 @@ def describe_version(models_root: Path, version: int | None = None) -> str:
     manifest = read_manifest(models_root, version)
     metrics = manifest.get("metrics") or {}
     rows = {"model": metrics.get("model", {}), **metrics.get("baselines", {})}
-    best = max((n for n in rows if n not in ("model", "oracle")),
-               key=lambda n: rows[n].get("recall@50") or 0.0, default=None)
+    best = best_baseline(metrics)
+    model = manifest.get("model", "two_tower")
 
     def fmt(value: Any) -> str:
         return "   -  " if value is None else f"{value:6.3f}"
 
+    def mark(name: str) -> str:
+        return ("   <- best baseline" if name == best
+                else "   (reference)" if name != "model" and is_reference(name) else "")
+
     width = max(len(n) for n in rows) + 2
-    lines = [f"model {manifest.get('model', 'two_tower')} version {version}: "
+    lines = [f"model {model} version {version}: "
              f"{', '.join(f'{models_root}/{a}/{version}' for a in manifest['artifacts'])}",
              f"held-out days {', '.join(metrics.get('eval_days', []))}",
              f"{'scorer':<{width}} recall@50 ndcg@10",
              *[f"{name:<{width}} {fmt(values.get('recall@50'))}    {fmt(values.get('ndcg@10'))}"
-               + ("   <- best baseline" if name == best else "")
-               for name, values in rows.items()],
-             f"report: {models_root}/{manifest['artifacts'][0]}/{version}/report.html"]
+               + mark(name) for name, values in rows.items()],
+             f"report: {models_root}/{manifest['artifacts'][0]}/{version}/report.html",
+             headline(metrics, model, version)]
     return "\n".join(lines)
 
 

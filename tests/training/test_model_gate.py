@@ -26,6 +26,8 @@ def _status(checks: list[dict]) -> dict[str, str]:
 def test_config_overrides_are_checked():
     assert config_from(ModelGateConfig, {"regression_metrics": ["auc"]}) \
         .regression_metrics == ("auc",)
+    with pytest.raises(ValueError, match="regression_metrics"):  # not ('a', 'u', 'c')
+        config_from(ModelGateConfig, {"regression_metrics": "auc"})
     with pytest.raises(ValueError, match="ModelGateConfig: min_auc"):
         config_from(ModelGateConfig, {"min_auc": "high"})
     with pytest.raises(ValueError, match="max_regression"):
@@ -80,7 +82,7 @@ def _versus(metrics, name, recall, low, high, users=500):
 
 def test_beats_baseline_needs_the_interval_above_the_margin():
     config = ModelGateConfig()
-    assert config.gate_baselines == ("popularity",) and config.min_lift_over_baseline == 0.0
+    assert config.gate_baselines == ("best",) and config.min_lift_over_baseline == 0.0
     # model 0.4 vs popularity 0.3: diff 0.1, interval [0.06, 0.14] above 0
     clear = mg.baseline_checks(_versus(_metrics(0.75, 0.4), "popularity", 0.3, 0.06, 0.14),
                                config)
@@ -94,6 +96,18 @@ def test_beats_baseline_needs_the_interval_above_the_margin():
     strict = ModelGateConfig(min_lift_over_baseline=0.1)
     assert mg.baseline_checks(_versus(_metrics(0.75, 0.4), "popularity", 0.3, 0.06, 0.14),
                               strict)[0]["status"] == "fail"
+
+
+def test_best_stands_for_the_strongest_baseline_not_a_reference():
+    metrics = _versus(_metrics(0.75, 0.4), "popularity", 0.3, 0.06, 0.14)
+    metrics = _versus(metrics, "rewatch", 0.38, -0.03, 0.07)
+    metrics = _versus(metrics, "oracle", 0.6, -0.25, -0.15)  # knows the truth: not to beat
+    assert mg.best_baseline(metrics, "recall@50") == "rewatch"
+    checks = mg.baseline_checks(metrics, ModelGateConfig())
+    assert _status(checks) == {"beats_baseline[rewatch]": "fail"}
+    both = ModelGateConfig(gate_baselines=("best", "popularity", "rewatch"))
+    assert list(_status(mg.baseline_checks(metrics, both))) == [
+        "beats_baseline[rewatch]", "beats_baseline[popularity]"]
 
 
 def test_beats_baseline_skips_an_absent_baseline_and_fails_without_an_interval():
@@ -199,7 +213,8 @@ def _embeddings(out, vectors) -> None:
 
 
 def _gate(export_dir):
-    return mg.run_model_gate(_metrics(0.7, 0.4), None, ModelGateConfig(),
+    metrics = _versus(_metrics(0.7, 0.4), "popularity", 0.3, 0.06, 0.14)
+    return mg.run_model_gate(metrics, None, ModelGateConfig(),
                              model("two_tower").checks(export_dir))
 
 

@@ -1,10 +1,13 @@
-"""The run report: one self-contained HTML page with a PNG per plot and the gate tables."""
+"""The run report: one self-contained HTML page with a PNG per plot and the gate tables;
+its top facts, validation curves, the model against every baseline, weak slices said in a
+sentence, and the release summary's last line."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
+import subprocess
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +15,7 @@ import pytest
 from deltalake import write_deltalake
 
 from features.manifest import TrainingSetManifest
-from training import report
+from training import release, report
 from training.reader import TrainingSet
 
 pytestmark = pytest.mark.unit
@@ -109,13 +112,13 @@ def test_facts_gate_notes_and_metric_names_are_escaped():
 
 
 @pytest.mark.parametrize(("value", "text"), [
-    (None, "–"), (float("nan"), "–"), (0.123456, "0.1235"), (0.7, "0.7"),
-    (12.3456, "12.35"), (1234.56, "1235"), (999.97, "1000"),  # not "1e+03"
-    (123456.7, "123457"), (1.5e-5, "1.5e-05"), (np.float32(0.25), "0.25"),
+    (None, "–"), (float("nan"), "–"), (0.123456, "0.123"), (0.7, "0.700"), (0.0, "0.000"),
+    (-0.0004, "-4.00e-04"), (12.3456, "12.346"), (1234.56, "1234.560"), (-0.0216, "-0.022"),
+    (1.5e-5, "1.50e-05"), (2e-4, "2.00e-04"), (np.float32(0.25), "0.250"), (3e15, "3.00e+15"),
     (123456789, "123456789"),  # counts stay exact
     (np.int64(7), "7"), (True, "true"), ("a<b", "a<b"),  # the template escapes, not cell
     (["2026-02-04", "2026-02-05"], "2026-02-04, 2026-02-05"),
-    ({"lr": 0.00123456, "dims": [64, 32], "x": None}, "lr: 0.001235, dims: [64, 32], x: –"),
+    ({"lr": 0.00123456, "dims": [64, 32], "x": None}, "lr: 0.001, dims: [64, 32], x: –"),
 ])
 def test_cells_round_numbers_and_dash_missing_values(value, text):
     assert report.cell(value) == text
@@ -138,6 +141,8 @@ def test_a_run_report_reads_the_run_files(tiny_set, tmp_path):
         [{"step": 2, "epoch": 1, "loss": 1.5, "examples_per_sec": 100.0},
          {"step": 4, "epoch": 1, "loss": 1.2, "examples_per_sec": 110.0}]))
     (model / "metrics.json").write_text(json.dumps(METRICS))
+    (model / "config.json").write_text(json.dumps(CONFIG))
+    (model / "summary.json").write_text(json.dumps({"epochs_run": 1, "best_epoch": None}))
     gate = tmp_path / "data_gate.json"
     gate.write_text(json.dumps({"gate": "data_gate", "passed": True, "checks": []}))
     out = report.write_run_report(tmp_path / "out" / "report.html", tiny_set, model,
@@ -150,6 +155,295 @@ def test_a_run_report_reads_the_run_files(tiny_set, tmp_path):
     assert "data gate: passed" in page and "model gate" not in page
     # the given facts head the page, before the training set's own table
     assert page.index("<td>two_tower</td>") < page.index("<h2>Training set</h2>")
-    assert "<td>training seconds</td><td>83.25</td>" in page
+    assert "<td>training seconds</td><td>83.250</td>" in page
     assert "<td>source table versions</td><td>labels: 4, anchors: –</td>" in page
+    # the run's own facts head it too: code version, day split, steps' time, settings
+    top = page[:page.index("<h2>Settings</h2>")]
+    assert f"<td>code version</td><td>{report.code_version()}</td>" in top
+    assert "<td>test days</td><td>2026-02-06</td>" in top
+    assert "<td>epochs run</td><td>1</td>" in top and "best epoch" not in top
+    # 4 steps of 100 examples, 2 at 100/s and 2 at 110/s
+    assert "<td>training seconds (steps, from the history)</td><td>3.818</td>" in top
+    assert "<tr><td>loop</td><td>batch_size</td><td>100</td></tr>" in page
+    assert "no validation metrics in the history" in page
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temp file left
+
+
+# --- is this model good: top facts, curves, baselines, slices, the release line ----------
+
+EVAL = {
+    "model_name": "two_tower", "eval_days": ["2026-01-14"], "settings": {"confidence": 0.95},
+    "support": {"user_days": 900, "users": 700, "positives": 1500,
+                "days": {"2026-01-14": 900}, "candidates": {"2026-01-14": 650},
+                "slices": {"warm_user": 886, "cold_user": 14, "warm_anchor": 850,
+                           "cold_anchor": 312}},
+    "model": {"users": 900, "recall@10": 0.2, "recall@50": 0.452345, "ndcg@10": 0.1789,
+              "ndcg@50": 0.21, "auc": 0.85},
+    "slices": {"warm_user": {"users": 886, "recall@50": 0.46, "ndcg@10": 0.18},
+               "cold_user": {"users": 14, "recall@50": 0.3, "ndcg@10": 0.1},
+               "warm_anchor": {"users": 850, "recall@50": 0.47, "ndcg@10": 0.19},
+               "cold_anchor": {"users": 312, "recall@50": 0.08, "ndcg@10": 0.03}},
+    "baselines": {
+        "rewatch": {"recall@50": 0.431, "ndcg@10": 0.2,
+                    "slices": {"cold_anchor": {"users": 312, "recall@50": 0.0}}},
+        "recent_popularity": {"recall@50": 0.3, "ndcg@10": 0.1,
+                              "slices": {"cold_anchor": {"users": 312, "recall@50": 0.12}}},
+        "random": {"recall@50": 0.03, "ndcg@10": 0.01},
+        "oracle": {"recall@50": 0.7, "ndcg@10": 0.4},
+    },
+    "comparisons": {
+        "rewatch": {"recall@50": {"diff": 0.0213, "low": 0.0104, "high": 0.0331,
+                                  "user_days": 900},
+                    "ndcg@10": {"diff": -0.0211, "low": -0.03, "high": 0.004,
+                                "user_days": 900}},
+        "recent_popularity": {"recall@50": {"diff": 0.15, "low": 0.12, "high": 0.18,
+                                            "user_days": 900},
+                              "ndcg@10": {"diff": 0.08, "low": 0.05, "high": 0.1,
+                                          "user_days": 900}},
+        "random": {"recall@50": {"diff": 0.42, "low": 0.4, "high": 0.44, "user_days": 900},
+                   "ndcg@10": {"diff": 0.17, "low": 0.16, "high": 0.18, "user_days": 900}},
+        "oracle": {"recall@50": {"diff": -0.25, "low": -0.27, "high": -0.23,
+                                 "user_days": 900}},
+    },
+}
+CONFIG = {"model": "two_tower",
+          "loop": {"batch_size": 100, "epochs": 3, "learning_rate": 0.002,
+                   "monitor": "val_recall@50", "patience": 2},
+          "params": {"embedding_dim": 64, "temperature": 0.05}}
+
+
+def _history(validation: bool = True) -> list[dict]:
+    """Two logged steps per epoch over 3 epochs of 10 steps; validation at each epoch end,
+    best at epoch 2 (val_recall@50 0.41)."""
+    entries = []
+    for epoch, (val_recall, val_loss) in enumerate(((0.3, 2.0), (0.41, 1.7), (0.39, 1.8)), 1):
+        for k, loss in ((5, 3.0 / epoch), (10, 2.0 / epoch)):
+            entry = {"step": (epoch - 1) * 10 + k, "epoch": epoch, "loss": loss,
+                     "examples_per_sec": 500.0, "learning_rate": 0.002}
+            if validation and k == 10:
+                entry.update({"val_recall@10": val_recall / 2, "val_recall@50": val_recall,
+                              "val_ndcg@10": val_recall / 3, "val_ndcg@50": val_recall / 2.5,
+                              "val_auc": 0.8, "val_loss": val_loss})
+            entries.append(entry)
+    return entries
+
+
+def _row(page: str, first_cell: str) -> str:
+    """The <tr> of the first table row whose first cell is `first_cell`."""
+    match = re.search(rf"<tr[^>]*><td>{re.escape(first_cell)}</td>.*?</tr>", page)
+    assert match, f"no row {first_cell!r}"
+    return match.group(0)
+
+
+def _cells(row: str) -> list[str]:
+    return re.findall(r"<td>(.*?)</td>", row)
+
+
+class _Manifest:
+    train_days = [f"2026-01-{d:02d}" for d in range(1, 13)]
+    validation_days = ["2026-01-13"]
+    holdout_days = ["2026-01-14"]
+
+
+def test_the_top_has_model_version_training_time_settings_code_and_days(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(CONFIG))
+    (model / "history.json").write_text(json.dumps(_history()))
+    (model / "summary.json").write_text(json.dumps(
+        {"model": "two_tower", "epochs_run": 3, "stopped_early": False, "best_epoch": 2,
+         "best_val_recall@50": 0.41}))
+    facts = report.run_facts(model, _Manifest(), version=3, code="abc1234")
+    # 30 steps of 100 examples at 500 examples/s: 6 seconds in training steps
+    assert facts["training seconds (steps, from the history)"] == pytest.approx(6.0)
+    assert facts["model"] == "two_tower" and facts["published version"] == 3
+    assert (facts["epochs run"], facts["best epoch"], facts["stopped early"]) == (3, 2, False)
+    assert facts["code version"] == "abc1234" and facts["trained at"].endswith("+00:00")
+    assert facts["train days"] == "2026-01-01 to 2026-01-12 (12 days)"
+    assert (facts["validation days"], facts["test days"]) == ("2026-01-13", "2026-01-14")
+    (model / "summary.json").write_text(json.dumps({"model": "item_cf"}))  # no epochs
+    facts = report.run_facts(model, code="abc1234")
+    assert facts["published version"] == report.UNPUBLISHED and "epochs run" not in facts
+    assert "test days" not in facts  # no manifest
+    facts = report.run_facts(model, _Manifest(), version=3, code="abc1234")
+
+    page = report.build_report("t", facts, _history(), EVAL, {}, None, config=CONFIG,
+                               version=3)
+    top = page[:page.index("<h2>Settings</h2>")]
+    for fact, value in (("model", "two_tower"), ("published version", "3"),
+                        ("training seconds (steps, from the history)", "6.000"),
+                        ("code version", "abc1234"), ("test days", "2026-01-14")):
+        assert f"<tr><td>{fact}</td><td>{value}</td></tr>" in top
+    # loop and model settings, each a row, numbers rounded
+    assert "<tr><td>loop</td><td>batch_size</td><td>100</td></tr>" in page
+    assert "<tr><td>loop</td><td>learning_rate</td><td>0.002</td></tr>" in page
+    assert "<tr><td>model</td><td>temperature</td><td>0.050</td></tr>" in page
+    assert "<p>no settings (config.json)</p>" in report.build_report("t", {}, [], None, {},
+                                                                     None)
+
+
+def test_code_version_is_the_short_commit_else_the_package_version(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t",
+                               "-c", "user.email=t@t", *args], check=True, text=True,
+                              capture_output=True).stdout.strip()
+
+    git("init", "-q")
+    (repo / "a.txt").write_text("a")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "a")
+    short = git("rev-parse", "--short", "HEAD")
+    assert report.code_version(repo) == short
+    (repo / "a.txt").write_text("b")  # an uncommitted change to a tracked file
+    assert report.code_version(repo) == f"{short}+dirty"
+    # not a git checkout: the installed package's version, else "unknown"
+    outside = report.code_version(tmp_path / "not-a-repo")
+    assert re.fullmatch(r"livestream-recsys \S+|unknown", outside)
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(report.subprocess, "run", no_git)
+    assert report.code_version(repo) == outside
+
+
+def test_validation_curves_mark_the_best_epoch():
+    rows = report.epoch_rows(_history())
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    # epoch 2's training loss: steps 11-15 at 1.5 and 16-20 at 1.0
+    assert rows[1]["train loss"] == pytest.approx(1.25) and rows[1]["val_loss"] == 1.7
+    assert report.best_epoch_of(rows) == 2
+    page = report.build_report("t", {}, _history(), None, {}, None, config=CONFIG)
+    assert len(_images(page)) == 2  # training loss, validation curves
+    assert "<img alt='validation curves'" in page
+    assert "<p>Best epoch by val_recall@50: 2 (the model keeps its weights).</p>" in page
+    best = _row(page, "2")
+    assert best.startswith("<tr class='pass'>")
+    assert _cells(best)[:5] == ["2", "20", "1.250", "1.700", "0.205"]
+    assert _cells(best)[-1] == "best: the model keeps its weights"
+    assert "class='pass'" not in _row(page, "3")
+    # the training summary's best epoch wins over the history's
+    page = report.build_report("t", {}, _history(), None, {}, None, config=CONFIG,
+                               best_epoch=3)
+    assert "Best epoch by val_recall@50: 3" in page
+
+
+def test_a_history_without_validation_entries_still_plots_the_loss():
+    history = _history(validation=False)
+    assert report.epoch_rows(history) == [] and report.best_epoch_of([]) is None
+    page = report.build_report("t", {}, history, None, {}, None, config=CONFIG)
+    assert len(_images(page)) == 1 and "<img alt='loss'" in page
+    assert ("<p>no validation metrics in the history (an older run, or no validation "
+            "days)</p>") in page
+    assert "Best epoch" not in page
+
+
+def test_the_model_is_compared_with_every_baseline_with_intervals():
+    rows, references = report.comparison_rows(EVAL)
+    # sorted by recall@50; the oracle apart, as a reference
+    assert [r["scorer"] for r in rows] == ["model", "rewatch", "recent_popularity", "random"]
+    assert [r["scorer"] for r in references] == ["oracle"]
+    rewatch = rows[1]
+    assert rewatch["model - scorer recall@50"] == "+0.021 [+0.010, +0.033]"
+    assert rewatch["recall@50 verdict"] == "better"
+    assert rewatch["model - scorer ndcg@10"] == "-0.021 [-0.030, +0.004]"
+    assert rewatch["ndcg@10 verdict"] == "not distinguishable"
+    assert references[0]["recall@50 verdict"] == "worse"
+    assert report.verdict({"diff": 0.1, "user_days": 1}) == "no interval"
+    assert report.verdict(None) == "–"
+
+    page = report.build_report("t", {}, [], EVAL, {}, None)
+    section = page[page.index("against the baselines"):page.index("<h3>All metrics</h3>")]
+    assert "95% bootstrap interval" in section
+    assert _cells(_row(section, "model"))[:3] == ["model", "0.452", "0.179"]
+    assert _cells(_row(section, "rewatch")) == [
+        "rewatch", "0.431", "0.200", "+0.021 [+0.010, +0.033]", "better",
+        "-0.021 [-0.030, +0.004]", "not distinguishable", "900"]
+    assert section.index("<td>rewatch</td>") < section.index("<td>recent_popularity</td>") \
+        < section.index("<td>random</td>") < section.index("References (not baselines")
+    refs = section[section.index("References (not baselines"):]
+    assert _cells(_row(refs, "oracle"))[:5] == ["oracle", "0.700", "0.400",
+                                                "-0.250 [-0.270, -0.230]", "worse"]
+    assert "<tr><td>user_days</td><td>900</td></tr>" in section  # the test days' support
+
+
+def test_weak_slices_are_said_in_a_sentence_with_their_support():
+    rows = {r["slice"]: r for r in report.slice_rows(EVAL)}
+    assert rows["cold_anchor"]["note"] == (
+        "Cold anchors: recall@50 0.080 on 312 user-days, below recent popularity's 0.120.")
+    assert rows["cold_user"]["note"] == "Cold users: only 14 user-days, too few to judge."
+    assert rows["warm_user"]["note"] == rows["warm_anchor"]["note"] == ""
+    assert rows["cold_anchor"]["best baseline (recall@50)"] == "recent_popularity"
+    half = {**EVAL, "baselines": {}, "slices": {
+        "warm_user": {"users": 50, "recall@50": 0.2}, "cold_user": {"users": 0}}}
+    rows = {r["slice"]: r for r in report.slice_rows(half)}
+    assert rows["warm_user"]["note"] == (
+        "Warm users: recall@50 0.200 on 50 user-days, under half the model's overall 0.452.")
+    assert rows["cold_user"]["note"] == "Cold users: no user-day with a positive in this slice."
+
+    page = report.build_report("t", {}, [], EVAL, {}, None)
+    slices = page[page.index("<h2>Warm and cold slices</h2>"):]
+    assert ("<p class='weak'>Cold anchors: recall@50 0.080 on 312 user-days, below recent "
+            "popularity&#39;s 0.120.</p>") in slices
+    assert _row(slices, "cold_anchor").startswith("<tr class='fail'>")
+    assert _cells(_row(slices, "warm_user"))[:2] == ["warm_user", "886"]  # the support
+    assert "<th>user-days</th>" in slices
+
+
+def test_every_number_on_the_page_has_3_decimals_and_the_headline_heads_it():
+    page = report.build_report("t", {"seconds": 83.25}, _history(), EVAL, GATES, None,
+                               config=CONFIG, version=3)
+    # up to the gate reports, whose thresholds are the gates' own text (">= 0.55")
+    text = re.sub(r"base64,[A-Za-z0-9+/=]+", "", page[:page.index("<h2>model gate")])
+    assert "0.452" in text and "0.4523" not in text and "83.250" in text
+    # every decimal number in a cell has exactly 3 decimals (scientific for tiny ones)
+    decimals = re.findall(r"<td>[^<]*?(-?\d+\.(\d+))", text)
+    assert decimals and all(len(d) == 3 for _, d in decimals)
+    line = ("two_tower v3: recall@50 0.452 on test days 2026-01-14 vs best baseline "
+            "rewatch 0.431 (+0.021 [+0.010, +0.033])")
+    assert f"<p class='headline'>{line}</p>" in page
+    assert page.index("class='headline'") < page.index("<table>")
+
+
+@pytest.mark.parametrize(("metrics", "line"), [
+    (EVAL, "two_tower v3: recall@50 0.452 on test days 2026-01-14 vs best baseline rewatch "
+           "0.431 (+0.021 [+0.010, +0.033])"),
+    ({**EVAL, "comparisons": {}}, "two_tower v3: recall@50 0.452 on test days 2026-01-14 vs "
+                                  "best baseline rewatch 0.431 (–)"),
+    ({**EVAL, "baselines": {"oracle": {"recall@50": 0.9}}},
+     "two_tower v3: recall@50 0.452 on test days 2026-01-14; no baseline to compare with"),
+    ({**EVAL, "eval_days": ["2026-01-11", "2026-01-12", "2026-01-13", "2026-01-14"],
+      "comparisons": {"rewatch": {"recall@50": {"diff": 0.02, "user_days": 1}}}},
+     "two_tower v3: recall@50 0.452 on test days 2026-01-11 to 2026-01-14 (4 days) vs best "
+     "baseline rewatch 0.431 (+0.020 (no interval))"),
+])
+def test_the_headline_puts_the_model_beside_the_best_baseline(metrics, line):
+    assert report.headline(metrics, "two_tower", 3) == line
+
+
+def _publish_version(models, version: int, metrics: dict) -> None:
+    manifest = {"model": "two_tower", "version": version, "metrics": metrics,
+                "artifacts": ["user_tower", "anchor_tower"]}
+    for artifact in manifest["artifacts"]:
+        folder = models / artifact / str(version)
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_the_release_summary_ends_with_the_model_beside_the_best_baseline(tmp_path, capsys):
+    models = tmp_path / "models"
+    _publish_version(models, 2, {**EVAL, "model": {"recall@50": 0.4}})
+    _publish_version(models, 3, EVAL)
+    lines = release.describe_version(models).splitlines()
+    assert lines[-1] == ("two_tower v3: recall@50 0.452 on test days 2026-01-14 vs best "
+                         "baseline rewatch 0.431 (+0.021 [+0.010, +0.033])")
+    # the oracle scores highest but is a reference, not the best baseline
+    assert [line for line in lines if "<- best baseline" in line][0].startswith("rewatch ")
+    assert [line for line in lines if line.startswith("oracle ")][0].endswith("(reference)")
+    assert release.describe_version(models, 2).splitlines()[-1].startswith(
+        "two_tower v2: recall@50 0.400 ")
+    assert release.main(["--models", str(models)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == lines[-1]

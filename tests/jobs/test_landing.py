@@ -123,6 +123,14 @@ def test_a_day_folder_holds_data_files_only(tmp_path):
     ("bad.parquet", b"PAR1 nope", "not a readable Parquet file"),
     ("bad.csv", b"user,anchor\n1,2\n", "the header line must name the columns"),
     ("_hidden.jsonl", b"{}\n", "_hidden.jsonl (hidden or _ file)"),
+    ("bom.csv", b"\xef\xbb\xbfuser_id,anchor_id,start_time,watch_seconds\n",
+     "the header line starts with a byte order mark"),
+    # the quote opened on line 3 is never closed: lines 3.. would be one field
+    ("open.csv", f"user_id,anchor_id,start_time,watch_seconds\n1,10,{T0},1\n"
+                 f'2,"10,{T0},1\n3,10,{T0},1\n'.encode(), "line 3: a quoted field is never closed"),
+    ("open.tsv.gz", gzip.compress(f'user_id\tanchor_id\tstart_time\twatch_seconds\n'
+                                  f'1\t10\t{T0}\t"1'.encode()),
+     "line 2: a quoted field is never closed"),
 ])
 def test_a_bad_file_fails_the_day_before_anything_is_written(lake, tmp_path, capsys, name,
                                                             content, fragment):
@@ -184,3 +192,125 @@ def test_dimension_attributes_are_typed(lake, tmp_path):
     summary = ingest.ingest_day(lake, root, DAY)
     assert summary["sources"]["users"] == {
         "lines": 8, "accepted": 4, "quarantined": {"bad_attribute": 3, "malformed_id": 1}}
+
+
+CSV_HEADER = "user_id,anchor_id,start_time,watch_seconds,note"
+
+
+@pytest.mark.unit
+def test_csv_records_may_span_physical_lines(tmp_path):
+    """A quoted field holds delimiters, newlines (LF or CRLF) and doubled quotes; a quote
+    inside an unquoted field is an ordinary character; `line` is a record's first line."""
+    path = tmp_path / "a.csv"
+    path.write_bytes("\n".join([
+        CSV_HEADER,
+        f'1,10,{T0},40,"two\nlines"',
+        f'2,10,{T0},41,"say ""hi"", then\r\nbye"',
+        f'3,10,{T0},42,5" screen',
+        "1,10",
+    ]).encode() + b"\n")
+    records = landing.read_file(path, "watch_sessions")
+    assert [(r.line, r.lines, r.reason) for r in records] == [
+        (2, 2, None), (4, 2, None), (6, 1, None), (7, 1, "unparsable")]
+    assert [r.fields["note"] for r in records[:3]] == [
+        "two\nlines", 'say "hi", then\r\nbye', '5" screen']
+    assert records[0].fields["user_id"] == 1 and records[0].text.endswith('"two\nlines"')
+
+
+@pytest.mark.unit
+def test_csv_record_boundaries_and_cells_are_the_csv_modules(tmp_path):
+    """Seeded random files of quotes, delimiters, LF and CRLF: whenever the file does not end
+    inside quotes, the parser's records and the separate count agree with csv.reader over
+    the whole text (the records' cells included)."""
+    import csv
+    import io
+    import random
+
+    rng = random.Random(14)
+    compared = 0
+    for delimiter in (",", "\t"):
+        alphabet = ["a", "é", delimiter, '"', "\n", "\r\n"]
+        for _ in range(3000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 24)))
+            data = text.encode()
+            try:
+                records = list(landing._csv_split(Path("x"), data, delimiter))
+            except LandingError as error:
+                assert "a quoted field is never closed" in str(error)
+                continue
+            assert landing.count_csv_records(data, delimiter) == len(records), text
+            assert sum(span for _, span, _ in records) == landing.count_lines(data)
+            expected = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+            cells = [landing._csv_row(raw.decode(), delimiter) for _, _, raw in records]
+            assert cells == expected, text
+            compared += 1
+    assert compared > 3000
+
+
+@pytest.mark.unit
+def test_csv_lines_in_are_counted_apart_from_the_parser(tmp_path, monkeypatch):
+    """A parser that split records at every newline (as before quoted newlines were read)
+    or that lost a record is caught by the separate counts, naming the file."""
+    path = tmp_path / "a.csv"
+    path.write_text(f'{CSV_HEADER}\n1,10,{T0},40,"two\nlines"\n2,10,{T0},41,x\n')
+    assert len(landing.read_file(path, "watch_sessions")) == 2
+    split = landing._csv_split
+
+    def by_line(_path, data, _delimiter):
+        for number, raw in enumerate(landing._lines(data), 1):
+            yield number, 1, raw
+
+    def losing(*args):
+        yield from (record for record in split(*args) if record[0] != 2)
+
+    monkeypatch.setattr(landing, "_csv_split", by_line)
+    with pytest.raises(LandingError, match=r"a\.csv: 3 CSV records \(header included\) but "
+                                           r"4 parsed"):
+        landing.read_file(path, "watch_sessions")
+    monkeypatch.setattr(landing, "_csv_split", losing)
+    with pytest.raises(LandingError, match=r"a\.csv: 4 lines but the records parsed cover 1 "):
+        landing.read_file(path, "watch_sessions")
+
+
+@pytest.mark.engine
+def test_quoted_newlines_in_csv_and_tsv_are_counted_per_record(lake, tmp_path):
+    """CSV, gzipped TSV with CRLF and gzipped CSV without a final newline: records spanning
+    lines are accepted or quarantined whole, by reason; lines in count records. A cell
+    ending with a quoted newline is no number and no id."""
+    root = tmp_path / "landing"
+    _dims(root)
+    folder = _sessions(root)
+    (folder / "a.csv").write_bytes(b"\n".join([
+        CSV_HEADER.encode(),
+        f'1,10,{T0},40,"two\nlines"'.encode(),                     # lines 2-3: accepted
+        f'2,10,{T0},41,"a ""quoted"", comma"'.encode(),              # line 4: accepted
+        b"\xef\xbb\xbf" + f'3,10,{T0},42,"bom\nrecord"'.encode(),   # 5-6: bad_encoding
+        f'1,11,{T0},43,"bad '.encode() + b'\xff\nutf\n8"',          # 7-9: bad_encoding
+        b'2,11,"x\ny"',                                              # 10-11: unparsable
+        f'3,11,{T0},45,5" screen'.encode(),                          # line 12: accepted
+    ]) + b"\n")
+    (folder / "b.tsv.gz").write_bytes(gzip.compress("\r\n".join([
+        "anchor_id\tuser_id\tstart_time\twatch_seconds\tnote",
+        f'10\t3\t{T0}\t46\t"tab\tand\r\nnewline"',                  # lines 2-3: accepted
+        f'11\t1\t{T0}\t47\t"x"',                                      # line 4: accepted
+    ]).encode() + b"\r\n"))
+    (folder / "c.csv.gz").write_bytes(gzip.compress(
+        f'user_id,anchor_id,start_time,watch_seconds\n"1",10,{T0},48\n'
+        f'2,10,{T0},"49\n"\n'                                        # 3-4: bad_duration
+        f'"3\n",10,{T0},50'.encode()))                               # 5-6: malformed_id
+
+    summary = ingest.ingest_day(lake, root, DAY)
+    assert summary["sources"]["watch_sessions"] == {
+        "lines": 11, "accepted": 6,
+        "quarantined": {"bad_duration": 1, "bad_encoding": 2, "malformed_id": 1,
+                        "unparsable": 1}}
+    seconds = sorted(r.watch_seconds for r in
+                     lake.read_days(RAW_WATCH_SESSIONS, DAY, DAY).collect())
+    assert seconds == [40.0, 41.0, 45.0, 46.0, 47.0, 48.0]
+    bad = sorted((r.file, r.line, r.reason, r.payload) for r in
+                 lake.read_days(QUARANTINE, DAY, DAY).collect())
+    assert bad == [("a.csv", 5, "bad_encoding", f'\ufeff3,10,{T0},42,"bom\nrecord"'),
+                   ("a.csv", 7, "bad_encoding", f'1,11,{T0},43,"bad \\xff\nutf\n8"'),
+                   ("a.csv", 10, "unparsable", '2,11,"x\ny"'),
+                   ("c.csv.gz", 3, "bad_duration", f'2,10,{T0},"49\n"'),
+                   ("c.csv.gz", 5, "malformed_id", f'"3\n",10,{T0},50')]

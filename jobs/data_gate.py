@@ -179,12 +179,14 @@ def leakage_checks(audits: Mapping[str, Mapping[str, Any]]) -> list[dict]:
     """One check per label day from jobs.leakage_audit.audit_day reports."""
     checks = []
     for day, audit in sorted(audits.items()):
-        bad = {table: {k: t[k] for k in ("rows", "rows_reading_day_or_later",
-                                         "rows_before_window")}
+        bad = {table: {k: t.get(k) for k in ("rows", "rows_reading_day_or_later",
+                                             "rows_before_window", "problem")}
                for table, t in audit["tables"].items() if not t["ok"]}
+        if audit.get("problem"):
+            bad["day"] = audit["problem"]
         checks.append(check(f"leakage_audit[{day}]", PASS if audit["ok"] else FAIL,
                             "ok" if audit["ok"] else bad, "no row reads day >= D or "
-                            "before its window, every table has rows"))
+                            "before its window; the rows its day record counted"))
     return checks
 
 

@@ -322,8 +322,8 @@ def _text_records(path: Path, data: bytes, fmt: str, source: str, time_format: s
     delimiter = "," if fmt == "csv" else "\t"
     records = _csv_split(path, data, delimiter)
     head = next(records, None)
-    if head is None:
-        raise LandingError(f"{path}: empty {fmt.upper()} file without a header line")
+    if head is None:  # a 0-byte file: no activity, like an empty JSON lines file
+        return
     header_text, reason = _decode(head[2])
     header = [] if reason else (_csv_row(header_text, delimiter) or [])
     columns = SOURCE_COLUMNS[source]

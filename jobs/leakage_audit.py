@@ -2,7 +2,9 @@
 
 Each profile row records the first and last source day that contributed to it; the audit
 checks, for dt = D, that every last source day is < D and every first source day is within
-the recorded window (>= D - window_days). Exit code 1 when any row fails.
+the recorded window (>= D - window_days); user rows also record the last day of their
+long-horizon history (`history_max_dt`), which must be < D too. Exit code 1 when any row
+fails.
 
 The profiles of D must also be a complete day (`features.day_status`): the day record of
 jobs.profiles for D exists and is current, and each partition holds the rows that record
@@ -37,9 +39,12 @@ def audit_profile_rows(profiles: DataFrame, day: str, recorded_rows: int | None 
     or, without a record to go by, at least one row; `problem` says why not otherwise."""
     window_start = F.date_format(
         F.date_sub(F.lit(day).cast("date"), F.col("window_days")), "yyyy-MM-dd")
+    latest = F.col("source_max_dt")
+    if "history_max_dt" in profiles.columns:  # user profiles: the long history as well
+        latest = F.greatest(latest, F.col("history_max_dt"))
     row = profiles.where(F.col("dt") == day).agg(
         F.count(F.lit(1)).alias("rows"),
-        F.sum((F.col("source_max_dt") >= day).cast("int")).alias("rows_reading_day_or_later"),
+        F.sum((latest >= day).cast("int")).alias("rows_reading_day_or_later"),
         F.sum((F.col("source_min_dt") < window_start).cast("int")).alias("rows_before_window"),
         F.max("source_max_dt").alias("max_source_dt"),
         F.min("source_min_dt").alias("min_source_dt"),

@@ -63,6 +63,9 @@ def test_every_format_gives_the_same_rows(lake, tmp_path):
     buffer = pa.BufferOutputStream()
     pq.write_table(table.set_column(3, "watch_seconds", pa.array([44.0])), buffer)
     (folder / "f.parquet.gz").write_bytes(gzip.compress(buffer.getvalue().to_pybytes()))
+    for empty in ("g.csv", "h.tsv", "i.jsonl"):  # 0 bytes: a source with no activity
+        (folder / empty).write_bytes(b"")
+    (folder / "j.csv.gz").write_bytes(gzip.compress(b""))
 
     summary = ingest.ingest_day(lake, root, DAY)
     assert summary["sources"]["watch_sessions"] == {

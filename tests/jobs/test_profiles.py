@@ -153,6 +153,18 @@ def test_audit_catches_a_leaked_row(lake):
     assert leakage_audit.main(["--date", D, "--lake", str(lake.root), "--engine", "sail"]) == 1
 
 
+def test_audit_catches_a_long_history_that_read_the_day(lake):
+    tiny_lake.build(lake, seed=6)
+    _build(lake)
+    rows = lake.read_days(USER_PROFILES, D, D)
+    leaked = rows.withColumn("history_max_dt", profiles.F.when(
+        profiles.F.col("user_id") == 1, profiles.F.lit(D)).otherwise(
+        profiles.F.col("history_max_dt")))
+    lake.write_partition(leaked, USER_PROFILES, D)
+    table = leakage_audit.audit_day(lake, D)["tables"]["user_profiles"]
+    assert table["rows_reading_day_or_later"] == 1 and not table["ok"]
+
+
 def test_a_mistyped_lake_is_not_a_partial_window(tmp_path, capsys):
     """With --allow-partial a missing lake used to read as an empty history."""
     wrong = tmp_path / "no-such-lake"

@@ -2,7 +2,7 @@
 
     <landing>/{watch_sessions,users,anchors,live_schedule}/dt=YYYY-MM-DD/part-00000.jsonl
     <landing>/_SIMULATION.json   parameters and per-day counts (sessions, bad lines by kind)
-    <landing>/_ground_truth/     latents and choice model (truth.py)
+    <landing>/_ground_truth/     latents, habits and choice model (truth.py)
 
 Every file is written atomically, so a reader never sees half a day.
 """
@@ -25,7 +25,7 @@ from jobs.simulator.lines import (
     session_lines,
     user_lines,
 )
-from jobs.simulator.truth import save_truth
+from jobs.simulator.truth import HabitLog, save_truth
 from jobs.simulator.world import (
     AFFINITY,
     CATEGORIES,
@@ -88,18 +88,20 @@ def simulate(
     landing = Path(landing)
     tastes = make_tastes(rng_for(params.seed, 0, "tastes"))
     world = World.empty()
+    habits = HabitLog()
     days: dict[str, dict] = {}
     for i in range(params.days):
         iso = (params.start + timedelta(days=i)).isoformat()
         before = world
         world, drawn = draw_day(params, tastes, world, i)
+        habits.add(i, drawn)
         days[iso] = stats = write_day(landing, params, i, before, drawn)
         if progress:
             progress(f"{iso}: sessions={stats['sessions']:,} "
                      f"bad={stats['lines'] - stats['sessions']:,} "
                      f"new_users={stats['new_users']:,} new_anchors={stats['new_anchors']:,} "
                      f"live_anchors={stats['live_anchors']:,}")
-    save_truth(landing, world, params)
+    save_truth(landing, world, params, tastes, habits)
     summary = {
         "params": {**asdict(params), "start": params.start.isoformat(), "dim": DIM,
                    "n_categories": len(CATEGORIES), "scale_spec": asdict(SCALES[params.scale]),

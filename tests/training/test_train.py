@@ -90,7 +90,8 @@ def test_train_resume_export_and_reload_parity(tiny_training_set, tmp_path):
 
     data = TrainingSet(lake, run_id)
     metrics = evaluate_model(data, "two_tower", export, tiny_training_set["landing"], out)
-    assert set(metrics["baselines"]) == {"popularity", "random", "oracle", "recent_popularity",
+    assert set(metrics["baselines"]) == {"popularity", "random", "oracle", "content_oracle",
+                                         "recent_popularity",
                                          "segment_popularity", "rewatch", "item_cf", "als"}
     assert 0.0 <= metrics["model"]["recall@50"] <= 1.0 and metrics["embeddings_finite"]
     assert set(metrics["slices"]) == {"warm_user", "cold_user", "warm_anchor", "cold_anchor"}

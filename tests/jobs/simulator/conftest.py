@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from jobs.simulator import SimParams, simulate
+from jobs.simulator import SimParams, simulate, world
 
 START = date(2026, 1, 1)
 DAYS = 3
@@ -19,6 +21,17 @@ DAY_ISO = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
 TABLES = ("watch_sessions", "users", "anchors", "live_schedule")
 REQUIRED = ("user_id", "anchor_id", "start_time", "watch_seconds")
 TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+# Between tiny (60 anchors: users return to most of them anyway) and demo, fast enough for
+# a unit test; registered only while a test needs it (the CLI's scales stay as they are).
+SMALL = world.Scale(users=2_000, anchors=400, sessions_per_day=12_500)
+
+
+@contextmanager
+def small_scale() -> Iterator[str]:
+    """The scale name "small" (SMALL) while the block runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(world.SCALES, "small", SMALL)
+        yield "small"
 
 
 def run(root: Path, **kw) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from jobs.simulator import SimParams, make_landing, read_summary, simulate
@@ -41,7 +42,11 @@ def test_totals_add_up(sim):
 def test_same_seed_gives_identical_bytes(sim, tmp_path):
     root, _ = sim
     run(tmp_path)
-    assert all_files(tmp_path) == all_files(root)
+    files = all_files(tmp_path)
+    assert files == all_files(root)
+    # the ground truth too: latents, habits (compressed) and the choice model
+    assert {"_ground_truth/latents.npz", "_ground_truth/habits.npz",
+            "_ground_truth/model.json"} <= set(files)
 
 
 def test_different_seed_changes_sessions(sim, tmp_path):
@@ -57,6 +62,11 @@ def test_shorter_run_is_a_prefix(sim, tmp_path):
     for table in TABLES:
         for day in DAY_ISO[:2]:
             assert lines(tmp_path, table, day) == lines(root, table, day)
+    short, long_ = (np.load(r / "_ground_truth" / "habits.npz") for r in (tmp_path, root))
+    for name in short.files:  # the same habits to start with, the same days' long watches
+        n = len(short[name]) if name.startswith("start") else int((short["long_watch_day"]
+                                                                   < 2).sum())
+        np.testing.assert_array_equal(short[name], long_[name][:n])
 
 
 def test_rerun_overwrites_and_removes_stale_parts(sim, tmp_path):

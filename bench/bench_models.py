@@ -36,13 +36,13 @@ def build_lake(work: Path, scale: str, start: str, days: int, seed: int, window:
     from features.days import add_days, days_between
     from jobs.engine import spark_session
     from jobs.lake import Lake
-    from jobs.run_days import run_days
+    from jobs.run_days import STEPS, run_days
     from jobs.simulator import make_landing
 
     landing = make_landing(work, start, days, scale, seed=seed)
     lake = Lake(work / "lake", spark_session("sail"))
-    run_days(lake, days_between(start, add_days(start, days - 1)), ["ingest", "daily_stats",
-             "profiles", "labels"], window=window, allow_partial=True, landing=str(landing))
+    run_days(lake, days_between(start, add_days(start, days - 1)), STEPS, window=window,
+             allow_partial=True, landing=str(landing))
     return lake, landing
 
 
@@ -68,6 +68,10 @@ def compare(work: Path, args: argparse.Namespace, seed: int) -> dict:
     data = TrainingSet(lake.root, "bench")
     started = time.perf_counter()
     overrides = json.loads(args.overrides) if args.overrides else {}
+    if (work / "run").exists():  # a fresh training run, never a resumed one
+        import shutil
+
+        shutil.rmtree(work / "run")
     summary = train_run(lake.root, "bench", work / "run", **overrides)
     train_s = time.perf_counter() - started
     scorers = {MODEL: Timed(model("two_tower").load(model("two_tower").export_dir(work / "run"))),

@@ -148,7 +148,9 @@ def build_user_profiles(
                  F.coalesce("history_anchors", F.array().cast("array<bigint>"))
     ).withColumn("history_weights",
                  F.coalesce("history_weights", F.array().cast("array<double>"))
-    ).withColumn("history_days", F.lit(history_days).cast("int"))
+    ).withColumn("history_days", F.lit(history_days).cast("int")
+    ).withColumn(  # a user seen only before the window still has a history: not cold
+        "has_history", F.col("has_history") | F.col("history_max_dt").isNotNull())
 
 
 def build_anchor_profiles(

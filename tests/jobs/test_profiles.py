@@ -15,7 +15,8 @@ pytestmark = pytest.mark.engine
 D = DAYS[6]  # profile / label day; window N = 3 reads DAYS[3..5]
 N = 3
 H = 4  # the long history reads DAYS[2..5]
-HISTORY_COLUMNS = ("history_anchors", "history_weights", "history_max_dt")
+# a user seen only in the long history is not cold: has_history follows it too
+HISTORY_COLUMNS = ("history_anchors", "history_weights", "history_max_dt", "has_history")
 
 
 def _build(lake, days=DAYS, day=D, window=N, **kwargs):
@@ -92,7 +93,8 @@ def test_incremental_sums_equal_a_direct_recomputation(lake):
     _build(lake)
     got = lake.read_days(USER_PROFILES, D, D).toPandas().set_index("user_id")
     expected = _reference_user_stats(lake)
-    warm = got[got.has_history]
+    warm = got[got.source_max_dt.notna()]  # active in the window
+    assert got.has_history[warm.index].all()
     assert sorted(warm.index) == sorted(expected.index)
     for column in expected.columns:
         assert (warm.loc[expected.index, column].tolist() == expected[column].tolist()), column
@@ -113,6 +115,8 @@ def test_cold_users_and_anchors_get_flagged_rows(lake):
     anchors = lake.read_days(ANCHOR_PROFILES, DAYS[5], DAYS[5]).toPandas().set_index("anchor_id")
     cold_user, cold_anchor = users.loc[NEW_USER], anchors.loc[NEW_ANCHOR]
     assert not cold_user.has_history and not cold_anchor.has_history
+    # a user with a long history is not cold, whether or not they were active in the window
+    assert users[users.history_max_dt.notna()].has_history.all()
     assert cold_user.sessions == 0 and cold_user.watch_seconds == 0.0
     assert list(cold_user.last_anchors) == [] and dict(cold_user.category_shares) == {}
     assert cold_user.tenure_days == 0 and cold_user.gender == "F"

@@ -31,6 +31,13 @@ class TwoTowerConfig(BaseModel):
     # one embedding table, so a returning viewer scores the anchors they watched (and those
     # embedded near them); this share of the score is theirs, the rest the towers' MLPs'.
     # 0 turns it off.
-    memory_weight: float = Field(0.5, ge=0, le=1)
-    memory_dim: int = Field(32, ge=2, le=512)
+    # measured at demo scale (validation day, recall@50 / NDCG@10 after one epoch): w 0.5,
+    # 32 dims 0.596 / 0.264; w 0.7, 128 dims 0.655 / 0.345; w 0.7, 256 fixed random codes
+    # 0.613 / 0.363
+    memory_weight: float = Field(0.7, ge=0, le=1)
+    memory_dim: int = Field(128, ge=2, le=1024)
+    # False: the shared rows stay random codes (nearly orthogonal in high dimension), so the
+    # channel scores the user's own anchors by their history weight, as rewatching does,
+    # and the MLP part generalises; True: trained, so co-watched anchors draw together
+    memory_trainable: bool = True
     history_k: int = Field(32, ge=1, le=200)  # long-history anchors read per user

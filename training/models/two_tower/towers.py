@@ -388,13 +388,16 @@ class TwoTowerModel(keras.Model):
                  hidden_units: Sequence[int] = (128, 64), user_dropout_rate: float = 0.0,
                  anchor_dropout_rate: float = 0.0, seed: int | None = None,
                  memory_rows: int = 0, memory_dim: int = 32, memory_weight: float = 0.0,
-                 **kwargs) -> None:
+                 memory_trainable: bool = True, **kwargs) -> None:
         kwargs.setdefault("autocast", False)  # as Tower: inputs pass through unrounded
         super().__init__(**kwargs)
         shared = None
         if user_spec.memory is not None and anchor_spec.memory is not None:
             # rows 0 (padding) .. memory_rows (out of vocabulary), one table for both towers
-            shared = keras.layers.Embedding(memory_rows + 1, memory_dim, name="memory_embedding")
+            shared = keras.layers.Embedding(
+                memory_rows + 1, memory_dim, trainable=memory_trainable,
+                embeddings_initializer=keras.initializers.RandomNormal(seed=seed),
+                name="memory_embedding")
             shared.build((None, None))
         elif user_spec.memory is not None or anchor_spec.memory is not None:
             raise ValueError("a memory channel needs a memory on both towers")

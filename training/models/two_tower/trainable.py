@@ -83,7 +83,8 @@ class TwoTowerTrainable:
                                    config.user_dropout_rate, config.anchor_dropout_rate, seed,
                                    memory_rows=prepared.vocab.anchor_rows,
                                    memory_dim=config.memory_dim,
-                                   memory_weight=config.memory_weight)
+                                   memory_weight=config.memory_weight,
+                                   memory_trainable=config.memory_trainable)
         with dtype_policy("float32"):  # a layer autocasts its inputs to its own policy
             softmax = InBatchSoftmaxLoss(
                 num_negatives=min(config.num_negatives, replica_batch - 1),

@@ -38,7 +38,7 @@ def _airflow(env: dict, *args: str, timeout: int) -> subprocess.CompletedProcess
 
 def test_a_scheduler_backfill_equals_one_multi_day_run(tmp_path, spark):
     from jobs.lake import Lake
-    from jobs.run_days import run_days
+    from jobs.run_days import STEPS, run_days
 
     landing = simulate_landing(tmp_path, START, DAYS)
     days = days_between(START, add_days(START, DAYS - 1))
@@ -67,9 +67,9 @@ def test_a_scheduler_backfill_equals_one_multi_day_run(tmp_path, spark):
     assert stopped.returncode == 0
 
     scheduled, driver = Lake(tmp_path / "lake", spark), Lake(tmp_path / "driver", spark)
-    run_days(driver, days, ["ingest", "daily_stats", "profiles", "labels"], WINDOW,
-             allow_partial=True, landing=str(landing))
-    run_days(driver, [add_days(days[-1], 1)], ["profiles"], WINDOW, allow_partial=True)
+    run_days(driver, days, STEPS, WINDOW, allow_partial=True, landing=str(landing))
+    run_days(driver, [add_days(days[-1], 1)], ["profiles", "anchor_neighbours"], WINDOW,
+             allow_partial=True)
     for spec in ALL_TABLES:
         assert scheduled.days(spec) == driver.days(spec), spec.name
         wanted = sorted(driver.days(spec))

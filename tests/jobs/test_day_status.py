@@ -28,7 +28,7 @@ from features.catalog import (
 from features.days import days_between
 from jobs import daily_stats, ingest, labels, profiles, training_set
 from jobs.lake import KILL_AFTER_WRITES_ENV
-from jobs.run_days import run_days
+from jobs.run_days import STEPS, run_days
 
 DAYS = days_between("2026-06-01", "2026-06-04")
 INGESTED = (USERS, ANCHORS, LIVE_SCHEDULE, RAW_WATCH_SESSIONS, QUARANTINE)
@@ -81,7 +81,7 @@ def _rows(lake, spec, day) -> list[tuple]:
 def test_empty_and_label_free_days_flow_end_to_end(lake, tmp_path):
     landing = make_landing(tmp_path / "landing")
     first, empty, band, last = DAYS
-    run_days(lake, DAYS, ["ingest", "daily_stats", "profiles", "labels"], window=2,
+    run_days(lake, DAYS, STEPS, window=2,
              allow_partial=True, landing=str(landing))
     record = day_status.load(lake.root, "ingest", empty)
     assert record.counts["watch_sessions"] == {"lines": 0, "accepted": 0, "quarantined": {}}

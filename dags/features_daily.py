@@ -171,7 +171,9 @@ def features_daily():
 
         day = run_day(get_current_context())
         lake = open_lake(params)
-        audits = {d: audit_day(lake, d) for d in profile_days}
+        # only D's final profiles: those of D+1 are rebuilt, and audited, by run D+1, which
+        # may be writing them right now (its day record is absent meanwhile)
+        audits = {d: audit_day(lake, d) for d in profile_days if d == day}
         rate = quarantine_rates(lake, [day])[day]
         report = {"day": day, "leakage_audits": audits, "quarantine_rate": rate,
                   "max_quarantine_rate": params["max_quarantine_rate"]}

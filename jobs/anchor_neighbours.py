@@ -26,11 +26,10 @@ window gives an empty partition, recorded as a complete day.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -45,7 +44,7 @@ from features.rules import (
     ITEM_CF_WINDOW_DAYS,
 )
 from features.settings import Settings
-from jobs.cli import int_in, job_parser, rows_summary, run_job
+from jobs.cli import float_in, int_in, job_parser, rows_summary, run_job
 from jobs.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -176,21 +175,6 @@ def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS,
                      "shrinkage": shrinkage, "top_n": top_n,
                      "max_user_anchors": max_user_anchors}, inputs)
     return counts
-
-
-def float_in(low: float, high: float) -> Callable[[str], float]:
-    """argparse type for a finite number in [low, high]."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{text} is outside [{low:g}, {high:g}]")
-        return value
-
-    return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:

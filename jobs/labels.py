@@ -3,8 +3,6 @@ negative for a bounce, dropped in between (ambiguous intent)."""
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 from collections.abc import Sequence
 
@@ -14,22 +12,10 @@ from pyspark.sql import functions as F
 from features.catalog import ANCHORS, LABELS, RAW_WATCH_SESSIONS, USERS
 from features.days import day_arg
 from features.rules import MAX_THRESHOLD_SECONDS, LabelRule
-from jobs.cli import job_parser, rows_summary, run_job
+from jobs.cli import float_in, job_parser, rows_summary, run_job
 from jobs.lake import Lake
 
 JOB = "labels"
-
-
-def finite_seconds(text: str) -> float:
-    """argparse type: a finite number of seconds in [0, MAX_THRESHOLD_SECONDS]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= MAX_THRESHOLD_SECONDS:
-        raise argparse.ArgumentTypeError(f"must be finite and in [0, {MAX_THRESHOLD_SECONDS}], "
-                                         f"got {text!r}")
-    return value
 
 
 def build_labels(
@@ -83,10 +69,10 @@ def run(lake: Lake, day: str, rule: LabelRule | None = None) -> dict[str, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Build the labels of one day from its watch sessions.")
     parser.add_argument("--date", required=True, type=day_arg, help="label day, YYYY-MM-DD")
-    parser.add_argument("--positive-seconds", type=finite_seconds,
+    parser.add_argument("--positive-seconds", type=float_in(0.0, MAX_THRESHOLD_SECONDS),
                         default=LabelRule.positive_seconds,
                         help="total watch >= this is a positive (default %(default)s)")
-    parser.add_argument("--negative-seconds", type=finite_seconds,
+    parser.add_argument("--negative-seconds", type=float_in(0.0, MAX_THRESHOLD_SECONDS),
                         default=LabelRule.negative_seconds,
                         help="total watch <= this is a negative (default %(default)s)")
     args = parser.parse_args(argv)

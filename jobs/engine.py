@@ -1,6 +1,10 @@
 """The engine behind every job: embedded Sail (default), a Spark Connect URL, or JVM Spark.
 
-All three give the same PySpark DataFrame API, so job code does not know which one runs it.
+All three give the same PySpark DataFrame API, so job code does not know which one runs it,
+and all three write and read Delta tables: Sail natively, JVM Spark through the delta-spark
+jars that infra/bootstrap.sh fetches into `delta_jars_dir()` (a Connect server must be
+started with them: infra/spark_cluster.sh). Parquet only when a user asks
+(LAKE_FORMAT=parquet).
 """
 
 from __future__ import annotations
@@ -9,8 +13,10 @@ import atexit
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -32,7 +38,30 @@ _RUST_LOG = {"INFO": "info", "WARNING": "warn,sail_common::actor=error"}
 _LOG4J = {"INFO": "INFO", "WARNING": "WARN"}
 _engine_level = "WARNING"
 
+# Delta Lake on JVM Spark: the SQL extension and catalog, on every session (local, spark-submit
+# and a Spark Connect server alike), plus the Parquet timestamp type the other engines and
+# pyarrow read without conversion (Spark's default, INT96, is deprecated in Parquet).
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CONF = {
+    "spark.sql.extensions": DELTA_EXTENSION,
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # Delta replays a table's log in 50 partitions by default: 50 tasks per snapshot, several
+    # snapshots per write. The lake's logs are small (one commit per day written), and one
+    # partition made a tiny partition write 3-5x faster on local[2] (measured).
+    "spark.databricks.delta.snapshotPartitions": "1",
+}
+# Settings of every JVM session (and of a cluster's Connect server and spark-submit runs).
+JVM_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.showConsoleProgress": "false",
+}
+DELTA_JARS_ENV = "DELTA_JARS_DIR"
+
 _lock = threading.Lock()
+_engines: dict[int, str] = {}  # id(session) -> the engine spark_session opened it on
 _sail_server = None  # one in-process Sail server per Python process, stopped at exit
 
 
@@ -89,42 +118,91 @@ def _classic_builder_env() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def jvm_child_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a child process that must run a job on JVM Spark (Parquet), even when
-    this process already holds a Spark Connect session."""
-    env = {**(os.environ if base is None else base), "PIPELINE_ENGINE": "jvm",
-           "LAKE_FORMAT": "parquet"}
+def delta_jars_dir() -> Path:
+    """Where the bootstrap put the Delta jars: $DELTA_JARS_DIR, else <venv>/delta-jars."""
+    return Path(os.environ.get(DELTA_JARS_ENV) or Path(sys.prefix) / "delta-jars")
+
+
+def delta_jars() -> list[str]:
+    """The Delta jars to put on a JVM Spark classpath; a clear error when there are none."""
+    folder = delta_jars_dir()
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    if not any(Path(j).name.startswith("delta-spark_") for j in jars):
+        raise FileNotFoundError(f"no Delta jars in {folder}: run infra/bootstrap.sh (or set "
+                                f"${DELTA_JARS_ENV}; LAKE_FORMAT=parquet runs without Delta)")
+    return jars
+
+
+def jvm_child_env(base: dict[str, str] | None = None, fmt: str | None = None
+                  ) -> dict[str, str]:
+    """Environment for a child process that must run a job on JVM Spark (Delta, or `fmt`),
+    even when this process already holds a Spark Connect session."""
+    env = {**(os.environ if base is None else base), "PIPELINE_ENGINE": "jvm"}
+    env.pop("LAKE_FORMAT", None)
+    if fmt:
+        env["LAKE_FORMAT"] = fmt
     for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"):
         env.pop(key, None)
     return env
 
 
+def _wants_delta() -> bool:
+    return os.environ.get("LAKE_FORMAT", "delta") == "delta"
+
+
+def _require_delta_classes(spark: SparkSession) -> None:
+    """Fail clearly when a JVM session meant for Delta cannot load it (spark-submit without
+    the jars), instead of a "data source not found" at the first write."""
+    loader = spark.sparkContext._jvm.java.lang.Thread.currentThread().getContextClassLoader()
+    try:
+        loader.loadClass(DELTA_EXTENSION)
+    except Exception:  # py4j's error type
+        raise FileNotFoundError(
+            f"JVM Spark cannot load Delta ({DELTA_EXTENSION}): give spark-submit "
+            f"--jars with the jars of {delta_jars_dir()} (infra/spark_cluster.sh submit does), "
+            f"or set LAKE_FORMAT=parquet") from None
+
+
 def spark_session(engine: str | None = None, remote: str | None = None) -> SparkSession:
     """Return a PySpark session on the chosen engine, with UTC as its session time zone.
 
-    Under spark-submit the JVM engine is the default and spark-submit's master is kept.
+    Under spark-submit the JVM engine is the default and spark-submit's master is kept; its
+    --jars must then hold the Delta jars. JVM Spark writes Delta unless LAKE_FORMAT=parquet.
     """
     engine, remote = resolve_engine(engine, remote)
     if engine == "jvm":
+        under_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+        conf = {"spark.ui.enabled": "false", **JVM_CONF}
+        if _wants_delta():
+            conf.update(DELTA_CONF)
+            if not under_submit:  # pyspark starts the JVM itself: the jars go with it
+                conf["spark.jars"] = ",".join(delta_jars())
         builder = SparkSession.builder
-        if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit
+        if not under_submit:
             builder = builder.master(os.environ.get("SPARK_MASTER", "local[2]"))
-        builder = (
-            builder.config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "4")
-            .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.ui.showConsoleProgress", "false")
-        )
+        for key, value in conf.items():
+            builder = builder.config(key, value)
         with _classic_builder_env():
             spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel(_LOG4J[_engine_level])
+        if _wants_delta():
+            _require_delta_classes(spark)
     else:
         url = remote if engine == "connect" else _start_sail()
         builder = SparkSession.builder.remote(url).config("spark.sql.session.timeZone", "UTC")
         spark = builder.getOrCreate()
+    _engines[id(spark)] = engine
     log.info("engine %s ready (Spark API %s)", engine, spark.version)
     return spark
+
+
+def casts_by_name(spark: SparkSession) -> bool:
+    """True when casts must name their type in SQL (`cast("string")`) rather than send a
+    DataType: a Spark Connect server (JVM Spark 4.2) turns a StringType sent by a client
+    into an explicitly collated string, which Delta then records as `string collate
+    UTF8_BINARY`, a type that delta-rs (Sail, the `deltalake` reader) cannot read
+    (measured). Sail and classic sessions keep the DataType casts."""
+    return _engines.get(id(spark)) == "connect"
 
 
 def is_connect(spark: SparkSession) -> bool:
@@ -133,11 +211,14 @@ def is_connect(spark: SparkSession) -> bool:
 
 
 def table_format(spark: SparkSession) -> str:
-    """Delta everywhere it can be written; Parquet on a classic session without Delta jars."""
+    """Delta on every engine; Parquet when $LAKE_FORMAT says so, or on a classic session that
+    someone else built without the Delta extension."""
     explicit = os.environ.get("LAKE_FORMAT")
     if explicit:
+        if explicit not in ("delta", "parquet"):
+            raise ValueError(f"LAKE_FORMAT must be delta or parquet, got {explicit!r}")
         return explicit
     if is_connect(spark):
         return "delta"
     extensions = spark.conf.get("spark.sql.extensions", "") or ""
-    return "delta" if "DeltaSparkSessionExtension" in extensions else "parquet"
+    return "delta" if DELTA_EXTENSION in extensions else "parquet"

@@ -4,9 +4,13 @@ Every write goes through `Lake.write_partition` / `Lake.overwrite_table`, which
 - write exactly the declared columns of the table (a drifted transform fails here),
 - refuse rows outside the partition being replaced (Sail's replaceWhere does not check:
   measured, it let another day's rows land and doubled a partition), in the same pass as
-  the write, so a refused write commits nothing,
+  the write, so a refused write commits nothing (delta-spark on the JVM also checks by
+  itself, DELTA_REPLACE_WHERE_MISMATCH; the guard's error comes first, measured),
 - create the table with its schema first (Sail cannot replaceWhere into a missing table),
-- retry commit conflicts of parallel writers with bounded back-off.
+- retry commit conflicts of parallel writers with bounded back-off (delta-rs and delta-spark
+  name them differently: see _CONFLICT_MARKERS; delta-spark itself retries only commits
+  that do not conflict logically, e.g. two writers of different days),
+- on a Spark Connect server, cast by SQL type name (see jobs.engine.casts_by_name).
 """
 
 from __future__ import annotations
@@ -30,13 +34,17 @@ from features import day_status
 from features.catalog import ALL_TABLES, PARTITION_COLUMN, TableSpec
 from features.days import add_days
 from features.settings import load_settings
-from jobs.engine import table_format
+from jobs.engine import casts_by_name, table_format
 from jobs.schemas import spark_schema
 
 log = logging.getLogger(__name__)
 
+# Commit conflicts as Sail (delta-rs) and delta-spark on the JVM name them (JVM: the
+# Concurrent*Exception family, error classes DELTA_CONCURRENT_*).
 _CONFLICT_MARKERS = ("Failed to commit transaction", "ConcurrentAppend", "ConcurrentModification",
-                     "ProtocolChanged", "MetadataChanged", "version already exists")
+                     "ProtocolChanged", "MetadataChanged", "version already exists",
+                     "ConcurrentDelete", "ConcurrentWrite", "ConcurrentTransaction",
+                     "DELTA_CONCURRENT_")
 
 
 def lake_root(flag: str | Path | None = None) -> Path:
@@ -151,7 +159,9 @@ class Lake:
         if missing or extra:
             raise ValueError(f"{spec.name}: output columns differ from the declared schema "
                              f"(missing {missing}, unexpected {extra})")
-        return df.select([F.col(f.name).cast(f.dataType).alias(f.name)
+        by_name = casts_by_name(self.spark)
+        return df.select([F.col(f.name).cast(f.dataType.simpleString() if by_name
+                                             else f.dataType).alias(f.name)
                           for f in spark_schema(spec)])
 
     def write_partition(self, df: DataFrame, spec: TableSpec, day: str) -> None:

@@ -32,6 +32,7 @@ class LoopConfig(BaseModel):
     epochs: int = Field(20, ge=1, le=1000)
     patience: int = Field(2, ge=0, le=100)  # 0: no early stopping
     monitor: str = "val_recall@50"  # a validation metric, higher is better
+    min_delta: float = Field(0.001, ge=0)  # a smaller gain of `monitor` is no improvement
     # learning-rate schedule: multiplied by this after each epoch that did not improve
     # `monitor` (1: constant)
     lr_decay: float = Field(0.5, gt=0, le=1)
@@ -43,6 +44,9 @@ class LoopConfig(BaseModel):
     # mixed_float16 adds dynamic loss scaling; losses and L2 normalisation stay float32
     precision: Precision = "float32"
     xla: StrictBool = False  # compile forward + backward with XLA (jit_compile)
+    # stochastic weight averaging: average the weights of the last N epochs at the end (kept
+    # when validation scores the average no lower than the early-stopping epoch); 0: off
+    swa_epochs: int = Field(0, ge=0, le=100)
 
 
 def split_settings(overrides: Mapping[str, Any], model_class: type[BaseModel]

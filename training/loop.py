@@ -140,7 +140,7 @@ class EarlyStopping:
         if value is None:
             raise ValueError(f"validation gave no {self.loop.monitor!r}; it gave "
                              f"{sorted(metrics)}")
-        if self.best is None or value > self.best + 1e-6:
+        if self.best is None or value > self.best + self.loop.min_delta:
             self.best, self.best_epoch, self.stale = value, epoch, 0
             self.weights = [np.array(v.numpy()) for v in self.variables]
             return False
@@ -158,15 +158,57 @@ class EarlyStopping:
         return True
 
 
+class SWA:
+    """Stochastic weight averaging: the weights at the end of each of the last `epochs`
+    epochs (of this process), averaged once training ends."""
+
+    def __init__(self, epochs: int, variables: list) -> None:
+        from collections import deque
+
+        self.variables = variables
+        self.snapshots: deque = deque(maxlen=epochs)
+
+    def add(self, epoch: int) -> None:
+        self.snapshots.append((epoch, [np.array(v.numpy()) for v in self.variables]))
+
+    def apply(self, stopping: EarlyStopping | None, validate: Callable | None, trainable: Any,
+              monitor: str) -> dict | None:
+        """Put the average in the variables when it validates at least as well as the
+        early-stopping epoch (or always, without validation); the record of the choice."""
+        if len(self.snapshots) < 2:
+            return None
+        epochs = [e for e, _ in self.snapshots]
+        average = [np.mean(parts, axis=0) for parts in zip(*(w for _, w in self.snapshots),
+                                                             strict=True)]
+        for variable, value in zip(self.variables, average, strict=True):
+            variable.assign(value)  # float32 snapshots average to float32
+        record = {"epochs": epochs, "kept": True, monitor: None}
+        if stopping is not None and validate is not None and stopping.best is not None:
+            value = validate(trainable).get(monitor)
+            record[monitor] = value
+            record["kept"] = value is not None and value >= stopping.best - 1e-6
+            if not record["kept"]:  # back to the early-stopping epoch's weights
+                for variable, best in zip(self.variables, stopping.weights, strict=True):
+                    variable.assign(best)
+        log.info("weight average of epochs %s: %s %s, %s", epochs, monitor, record[monitor],
+                 "kept" if record["kept"] else "dropped")
+        return record
+
+
 def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
-             loop: LoopConfig, validate: Callable[[Any], dict] | None = None) -> LoopResult:
+             loop: LoopConfig, validate: Callable[[Any], dict] | None = None,
+             on_epoch: Callable[[int, dict], None] | None = None) -> LoopResult:
     """Train the Trainable `build(replica_batch)` on `files`; checkpoints, TensorBoard and
     history.json go to `out`, and a run restarted on the same `out` resumes (the early
     stopping record restarts with it).
 
     `validate(trainable)`, when given, runs after every epoch on every worker (the same
     data and weights, so every worker takes the same decision) and returns validation
-    metrics (`loop.monitor` among them) for the history and early stopping."""
+    metrics (`loop.monitor` among them) for the history and early stopping.
+    `on_epoch(epoch, entry)`, when given, sees each epoch's history entry once it is saved
+    (a tuning trial reports it; an exception raised there, e.g. a pruned trial, ends the
+    run). With `loop.swa_epochs` = N > 0 the weights of the last N epochs are averaged at
+    the end, and kept when validation does not score them below the kept epoch's."""
     import keras
     import tensorflow as tf
 
@@ -250,6 +292,7 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
     for _ in range(int(step) % steps_per_epoch if int(step) else 0):
         next(iterator)  # resume mid-epoch: skip the batches already trained on
     stopping = EarlyStopping(loop, variables, optimizer) if validate is not None else None
+    averaged = SWA(loop.swa_epochs, variables) if loop.swa_epochs else None
     stopped_early = False
     started, window_loss, window_steps = time.perf_counter(), 0.0, 0
     while int(step) < total_steps and not stopped_early:
@@ -267,6 +310,8 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
             if stopping is not None and current % steps_per_epoch == 0:
                 entry.update(validate(trainable))
                 stopped_early = stopping.update(entry["epoch"], entry)
+            if averaged is not None and current % steps_per_epoch == 0:
+                averaged.add(entry["epoch"])
             history.append(entry)
             log.info("step %d/%d epoch %d loss %.4f %.0f examples/s%s", current, total_steps,
                      entry["epoch"], entry["loss"], rate,
@@ -280,9 +325,14 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
             manager.save(checkpoint_number=current)
             if chief:
                 atomic_write_json(history_path, history)
+            if on_epoch is not None and current % steps_per_epoch == 0:
+                on_epoch(entry["epoch"], entry)
             started, window_loss, window_steps = time.perf_counter(), 0.0, 0
 
-    if stopping is not None and stopping.restore():
+    swa = averaged.apply(stopping, validate, trainable, loop.monitor) if averaged else None
+    if swa is not None and swa["kept"]:
+        manager.save(checkpoint_number=int(step) + 1)  # the averaged weights are the latest
+    elif stopping is not None and stopping.restore():
         manager.save(checkpoint_number=int(step) + 1)  # the kept weights are the latest
         log.info("restored the weights of epoch %d (%s %.4f)", stopping.best_epoch,
                  loop.monitor, stopping.best)
@@ -295,4 +345,6 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
                "final_loss": history[-1]["loss"] if history else None,
                "examples_per_sec": float(np.median([h["examples_per_sec"] for h in history]))
                if history else None}
+    if swa is not None:
+        summary["swa"] = swa
     return LoopResult(trainable, summary, chief)

@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 
 def train_run(lake_root: Path | str, run_id: str, out_dir: Path | str, workers: int = 1,
               epochs: int | None = None, model_name: str | None = None,
-              **overrides: Any) -> dict:
+              on_epoch: Callable[[int, dict], None] | None = None, **overrides: Any) -> dict:
     """Train `model_name` (default two_tower) on lake/training_sets/<run_id>; checkpoints,
-    history, config.json, the export and summary.json go to `out_dir`."""
+    history, config.json, the export and summary.json go to `out_dir`. `on_epoch(epoch,
+    history entry)` (in process only) sees every epoch of a model trained by
+    `training.loop` (a tuning trial reports and is pruned there)."""
     from features.files import atomic_write_json
     from training.models import DEFAULT_MODEL, model
     from training.reader import TrainingSet
@@ -41,6 +43,9 @@ def train_run(lake_root: Path | str, run_id: str, out_dir: Path | str, workers: 
     if workers > 1:
         from training.launcher import launch_workers
 
+        if on_epoch is not None:
+            raise ValueError("on_epoch needs an in-process run (workers = 1)")
+
         config = out / "config.json"
         save_settings(config, name, loop.model_copy(update={"strategy": "multi_worker"}), params)
         launch_workers(workers, ["--lake", str(lake_root), "--run-id", run_id, "--out",
@@ -48,7 +53,8 @@ def train_run(lake_root: Path | str, run_id: str, out_dir: Path | str, workers: 
         return json.loads((out / "summary.json").read_text())
     data = TrainingSet(lake_root, run_id)
     summary = {"run_id": run_id, "model": name,
-               **kind.train(data, out, params, loop, workers)}
+               **kind.train(data, out, params, loop, workers,
+                            **({"on_epoch": on_epoch} if on_epoch is not None else {}))}
     if loop.strategy != "multi_worker" or _is_chief():
         save_settings(out / "config.json", name, loop, params)
         atomic_write_json(out / "summary.json", summary)

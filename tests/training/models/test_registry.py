@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_every_shipped_model_and_baseline_is_registered():
-    assert registry.model_names() == ["two_tower"]
+    assert registry.model_names() == ["fusion", "two_tower"]
     assert {"popularity", "random", "oracle"} <= set(registry.baselines())
     with pytest.raises(ValueError, match="unknown model 'als'.*two_tower"):
         registry.model("als")

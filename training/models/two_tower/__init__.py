@@ -46,7 +46,7 @@ class TwoTower(Model):
     config_class = TwoTowerConfig
 
     def train(self, data: TrainingSet, out: Path, config: TwoTowerConfig, loop: LoopConfig,
-              workers: int = 1) -> dict:
+              workers: int = 1, on_epoch=None) -> dict:
         from training.loop import run_loop
         from training.models.two_tower.export import export_towers
         from training.models.two_tower.trainable import TwoTowerTrainable, prepare
@@ -56,7 +56,7 @@ class TwoTower(Model):
         validate = make_validator(data, prepared.columns, prepared.vocab.id_list_width)
         result = run_loop(lambda replica_batch: TwoTowerTrainable(prepared, config, loop.seed,
                                                                   replica_batch),
-                          data.files("train"), out, loop, validate)
+                          data.files("train"), out, loop, validate, on_epoch)
         if result.chief:
             trainable = result.trainable
             export_towers(trainable.towers(), prepared.specs, prepared.vocab, data,

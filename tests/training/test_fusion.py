@@ -1,0 +1,116 @@
+"""Fusion: per-row normalisation, the pairwise logistic fit, and the registered model fitted
+on the validation days only, evaluated, checked and reloaded like any model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from training.evaluate import EvalSettings, evaluate_model, held_out_days
+from training.models import fusion, model, model_names
+from training.reader import TrainingSet
+from training.train import train_run
+
+TINY_LOOP = {"batch_size": 64, "max_steps": 6, "log_every": 1000, "epochs": 2}
+TINY_TOWER = {"embedding_dim": 8, "hidden_units": (16,), "num_negatives": 8}
+
+
+@pytest.mark.unit
+def test_rows_are_normalised_per_user():
+    scores = np.array([[3.0, 1.0, 2.0, 2.0], [5.0, 5.0, 5.0, 5.0], [-np.inf, 0.0, 1.0, 9.0]])
+    rank = fusion.normalise(scores, "rank")
+    np.testing.assert_allclose(rank[0], [1.0, 0.0, 0.5, 0.5])  # ties share their rank
+    np.testing.assert_allclose(rank[1], [0.5] * 4)
+    assert rank[2].argmax() == 3 and rank[2].argmin() == 0 and np.isfinite(rank).all()
+    z = fusion.normalise(scores, "zscore")
+    np.testing.assert_allclose(z[0].mean(), 0.0, atol=1e-12)
+    np.testing.assert_allclose(z[1], 0.0)
+    assert np.abs(z).max() <= 5.0
+    # a monotone change of one scorer's scale leaves its rank features unchanged
+    np.testing.assert_allclose(fusion.normalise(np.exp(scores[:1]), "rank"), rank[:1])
+    with pytest.raises(ValueError, match="normalisation"):
+        fusion.normalise(scores, "minmax")
+
+
+@pytest.mark.unit
+def test_the_pairwise_fit_weights_the_informative_scorer():
+    rng = np.random.default_rng(0)
+    informative = rng.normal(1.0, 1.0, 4000)  # positives beat negatives on this one
+    noise = rng.normal(0.0, 1.0, 4000)
+    misleading = rng.normal(-0.5, 1.0, 4000)
+    w, loss = fusion.fit_pairwise(np.stack([informative, noise, misleading], axis=1), 1e-3)
+    assert w[0] > 0.5 and abs(w[1]) < 0.2 and w[2] < 0 and loss < np.log(2)
+    with pytest.raises(ValueError, match="no .* pairs"):
+        fusion.fit_pairwise(np.zeros((0, 3)), 1e-3)
+
+
+@pytest.mark.unit
+def test_the_oracles_are_never_components():
+    assert "fusion" in model_names()
+    with pytest.raises(ValueError, match="truth"):
+        fusion.FusionConfig(components=("two_tower", "oracle"))
+    with pytest.raises(ValueError, match="distinct"):
+        fusion.FusionConfig(components=("als", "als"))
+
+
+class Recorder:
+    """A component that notes every day it scores."""
+
+    def __init__(self, scorer, days: list) -> None:
+        self.scorer, self.days = scorer, days
+        self.finite = True
+
+    def score(self, day, users, anchors):
+        self.days.append(day)
+        return self.scorer.score(day, users, anchors)
+
+
+@pytest.mark.engine
+def test_fusion_fits_on_validation_days_and_is_evaluated_like_any_model(tiny_training_set,
+                                                                        tmp_path, monkeypatch):
+    lake, run_id = tiny_training_set["lake"], tiny_training_set["run_id"]
+    manifest = TrainingSet(lake, run_id).manifest
+    scored: list[str] = []
+    made = fusion.component_scorers
+
+    def recorded(*args, **kwargs):
+        return {k: Recorder(v, scored) for k, v in made(*args, **kwargs).items()}
+
+    monkeypatch.setattr(fusion, "component_scorers", recorded)
+    out = tmp_path / "fused"
+    summary = train_run(lake, run_id, out, model_name="fusion",
+                        two_tower_settings=TINY_TOWER, **TINY_LOOP)
+    # training read the validation days only: never a test day
+    assert set(scored) == set(manifest.validation_days)
+    assert not set(scored) & set(manifest.holdout_days)
+    fit = summary["fusion"]
+    assert fit["fit_days"] == manifest.validation_days and fit["pairs"] > 0
+    assert set(fit["weights"]) == set(fusion.DEFAULT_COMPONENTS)
+    assert summary["two_tower"]["steps"] == 6  # the component was trained in the run
+    assert 0 <= summary["best_val_recall@50"] <= 1
+    export = model("fusion").export_dir(out)
+    spec = json.loads((export / fusion.FUSION_FILE).read_text())
+    assert spec["run_id"] == run_id and (export / "two_tower" / "user_tower").is_dir()
+    assert model("fusion").artifacts(export) == {"fusion": export}
+    assert all(c["status"] == "pass" for c in model("fusion").checks(export))
+
+    # judged on the test days by training.evaluate, beside every baseline
+    monkeypatch.setattr(fusion, "component_scorers", made)
+    metrics = evaluate_model(TrainingSet(lake, run_id), "fusion", export, out=out)
+    assert metrics["eval_days"] == manifest.holdout_days
+    assert metrics["model_name"] == "fusion" and metrics["embeddings_finite"]
+    assert 0 <= metrics["model"]["recall@50"] <= 1 and "rewatch" in metrics["baselines"]
+
+    # a second blend reuses that two-tower export and another normalisation
+    again = train_run(lake, run_id, tmp_path / "reused", model_name="fusion",
+                      two_tower_export=str(export / "two_tower"), normalise="zscore",
+                      components=("two_tower", "rewatch", "segment_popularity"), **TINY_LOOP)
+    assert "two_tower" not in again and set(again["fusion"]["weights"]) == {
+        "two_tower", "rewatch", "segment_popularity"}
+    scorer = model("fusion").load(model("fusion").export_dir(tmp_path / "reused"))
+    (day,) = held_out_days(TrainingSet(lake, run_id), EvalSettings(), manifest.holdout_days)
+    scores = scorer.score(day.day, day.users, day.anchors)  # from the export alone
+    assert scorer.how == "zscore" and scores.shape == day.positives.shape
+    assert np.isfinite(scores).all()

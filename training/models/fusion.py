@@ -1,0 +1,325 @@
+"""Fusion: the two-tower model and the baselines blended, registered as the model "fusion".
+
+Each component scorer's `[U, A]` scores are normalised per user-day row (`rank`: the
+candidate's rank among the day's candidates scaled to 0 .. 1; `zscore`: centred and scaled
+by the row's standard deviation), and the fused score is a weighted sum of them. The weights
+come from a small pairwise logistic regression (a linear RankNet: the probability that a
+positive outranks an unwatched candidate is sigmoid(w . (x_pos - x_neg)), with an L2 penalty)
+fitted on the *validation days* only: each labelled positive of a user-day is paired with
+`negatives_per_positive` of the unwatched live anchors that evaluation samples for that
+user-day. Test days are never read to fit (checked); they judge it through
+`training.evaluate` like any model (`python -m training.evaluate --model fusion`), and the
+model gate and publication take it as they take any model.
+
+`train` trains the two-tower component (the loop's settings, plus `two_tower_settings`) or
+copies an existing export (`two_tower_export`, e.g. a tuned final run), fits the weights and
+writes `export/`: `fusion.json` (components, weights, normalisation, the lake and training
+set the baselines read history from, the fit's figures) and `two_tower/` (the towers). The
+baselines are rebuilt from the lake when the export is loaded: they score from lake history
+strictly before the scored day, as they do in evaluation. The fit also reports a cross-fitted
+validation recall@50 (weights fitted on one half of the users, measured on the other half,
+both ways): an honest validation figure, as the in-sample one would be optimistic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from features.files import atomic_write_json
+from training.models import baselines, register_model
+from training.models.base import Model, ScoringContext
+from training.reader import Columns, TrainingSet
+
+log = logging.getLogger(__name__)
+
+FUSION_FILE = "fusion.json"
+TWO_TOWER = "two_tower"
+DEFAULT_COMPONENTS = (TWO_TOWER, "als", "item_cf", "rewatch", "segment_popularity",
+                      "recent_popularity")
+REFUSED = ("oracle", "content_oracle")  # ground truth: a ceiling, never an input
+CHUNK_USERS = 2048  # users scored at once: K x chunk x A floats in memory
+
+
+class FusionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    components: tuple[str, ...] = DEFAULT_COMPONENTS
+    normalise: Literal["rank", "zscore"] = "rank"
+    # an existing two-tower export to blend (copied into the fusion's export); None: train one
+    two_tower_export: str | None = None
+    two_tower_settings: dict[str, Any] = {}  # TwoTowerConfig fields of the trained component
+    negatives_per_positive: int = Field(20, ge=1, le=100)
+    l2: float = Field(1e-3, ge=0)
+    fit_seed: int = 0
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        refused = sorted(set(value) & set(REFUSED))
+        if refused:
+            raise ValueError(f"{refused} score with the simulator's truth: never a component")
+        if not value or len(set(value)) != len(value):
+            raise ValueError("components must be distinct and at least one")
+        return value
+
+
+def normalise(scores: np.ndarray, how: str) -> np.ndarray:
+    """`[U, A]` scores normalised per row: `rank` -> 0 (lowest) .. 1 (highest), ties
+    averaged; `zscore` -> (s - mean) / sd (0 where a row is constant), clipped to +-5."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0, posinf=1e9,
+                           neginf=-1e9)
+    if scores.ndim != 2 or 0 in scores.shape:
+        return scores
+    if how == "rank":
+        from scipy.stats import rankdata
+
+        a = scores.shape[1]
+        return (rankdata(scores, axis=1) - 1.0) / (a - 1) if a > 1 else np.full_like(scores,
+                                                                                      0.5)
+    if how == "zscore":
+        sd = scores.std(axis=1, keepdims=True)
+        z = (scores - scores.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+        return np.clip(z, -5.0, 5.0)
+    raise ValueError(f"unknown normalisation {how!r}")
+
+
+def fit_pairwise(diffs: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """Weights `[K]` minimising mean log(1 + exp(-diffs @ w)) + l2 / 2 |w|^2 over the rows
+    of `diffs` (`[N, K]`: positive minus negative features), and the loss reached."""
+    from scipy.optimize import minimize
+
+    diffs = np.asarray(diffs, dtype=np.float64)
+    if not len(diffs):
+        raise ValueError("no (positive, negative) pairs to fit the fusion weights on")
+
+    def loss(w):
+        z = diffs @ w
+        value = np.logaddexp(0.0, -z).mean() + 0.5 * l2 * w @ w
+        grad = -(diffs * (0.5 * (1 - np.tanh(z / 2)))[:, None]).mean(axis=0) + l2 * w
+        return value, grad
+
+    result = minimize(loss, np.full(diffs.shape[1], 1.0 / diffs.shape[1]), jac=True,
+                      method="L-BFGS-B")
+    return result.x, float(result.fun)
+
+
+def _rows(columns: Columns, index: np.ndarray) -> Columns:
+    return {c: v[index] for c, v in columns.items()}
+
+
+def component_scorers(data: TrainingSet, names: Sequence[str], two_tower_dir: Path | None,
+                      seed: int = 0) -> dict[str, Any]:
+    """The scorers named `names` (a component that does not apply here is left out)."""
+    made = {}
+    factories = baselines()
+    for name in names:
+        if name == TWO_TOWER:
+            from training.models.two_tower import TwoTowerScorer
+
+            if two_tower_dir is None:
+                raise ValueError("fusion: the two_tower component has no export")
+            made[name] = TwoTowerScorer(Path(two_tower_dir))
+            continue
+        if name not in factories:
+            raise ValueError(f"fusion: unknown component {name!r}; baselines: "
+                             f"{sorted(factories)}")
+        scorer = factories[name](ScoringContext(data, None, seed))
+        if scorer is None:
+            log.warning("fusion: component %s does not apply here; left out", name)
+            continue
+        made[name] = scorer
+    return made
+
+
+def features(scorers: Mapping[str, Any], day: str, users: Columns, anchors: Columns,
+             how: str) -> np.ndarray:
+    """`[K, U, A]` normalised scores of every component (in `scorers` order)."""
+    return np.stack([normalise(s.score(day, users, anchors), how) for s in scorers.values()])
+
+
+def fold_of(user_ids: np.ndarray, seed: int) -> np.ndarray:
+    """0 or 1 per user, by a seeded hash (the cross-fit's two halves)."""
+    from training.tune import user_sample
+
+    return (~user_sample(user_ids, 0.5, seed + 1)).astype(np.int64)
+
+
+def pair_differences(data: TrainingSet, held: Sequence, scorers: Mapping[str, Any],
+                     config: FusionConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(`[N, K]` positive-minus-negative features, `[N]` the user's fold) over the held days."""
+    rng = np.random.default_rng(config.fit_seed)
+    diffs, folds = [], []
+    for day in held:
+        pool = np.flatnonzero(day.pool)
+        for start in range(0, len(pool), CHUNK_USERS):
+            rows = pool[start:start + CHUNK_USERS]
+            x = features(scorers, day.day, _rows(day.users, rows), day.anchors,
+                         config.normalise)
+            r, c = np.nonzero(day.positives[rows])
+            n = day.negatives.shape[1]
+            if not len(r) or not n:
+                continue
+            pick = rng.integers(0, n, size=(len(r), config.negatives_per_positive))
+            valid = day.valid[rows[r][:, None], pick]
+            neg = day.negatives[rows[r][:, None], pick]
+            d = x[:, r, c][:, :, None] - x[:, r[:, None], neg]  # [K, P, m]
+            diffs.append(d.transpose(1, 2, 0)[valid])
+            user_fold = fold_of(day.users["user_id"][rows], config.fit_seed)
+            folds.append(np.broadcast_to(user_fold[r][:, None], valid.shape)[valid])
+    k = len(scorers)
+    return (np.concatenate(diffs) if diffs else np.zeros((0, k)),
+            np.concatenate(folds) if folds else np.zeros(0, dtype=np.int64))
+
+
+class FusionScorer:
+    """The weighted sum of the components' normalised scores (a Scorer)."""
+
+    def __init__(self, scorers: Mapping[str, Any], weights: Mapping[str, float], how: str,
+                 folds: Mapping[int, Mapping[str, float]] | None = None, seed: int = 0) -> None:
+        self.scorers, self.weights, self.how = dict(scorers), dict(weights), how
+        self.folds, self.seed = folds, seed  # cross-fit: each user gets the other fold's
+        self.finite = True
+
+    @staticmethod
+    def load(export_dir: Path | str) -> FusionScorer:
+        export_dir = Path(export_dir)
+        spec = json.loads((export_dir / FUSION_FILE).read_text())
+        data = TrainingSet(spec["lake_root"], spec["run_id"], check_inputs=False)
+        scorers = component_scorers(data, list(spec["weights"]), export_dir / TWO_TOWER,
+                                    spec.get("seed", 0))
+        return FusionScorer(scorers, spec["weights"], spec["normalise"])
+
+    def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
+        n_users = len(users["user_id"])
+        out = np.zeros((n_users, len(anchors["anchor_id"])))
+        for start in range(0, n_users, CHUNK_USERS):
+            rows = np.arange(start, min(start + CHUNK_USERS, n_users))
+            chunk = _rows(users, rows)
+            if self.folds is None:
+                weights = np.array([[self.weights[n] for n in self.scorers]] * len(rows))
+            else:  # a user of fold f is scored with the weights fitted on the other fold
+                fold = fold_of(chunk["user_id"], self.seed)
+                table = np.array([[self.folds[1 - f][n] for n in self.scorers] for f in (0, 1)])
+                weights = table[fold]
+            for k, scorer in enumerate(self.scorers.values()):
+                part = normalise(scorer.score(day, chunk, anchors), self.how)
+                out[rows] += weights[:, k:k + 1] * part
+                self.finite = self.finite and bool(getattr(scorer, "finite", True))
+        return out
+
+
+def fit_fusion(data: TrainingSet, scorers: Mapping[str, Any], config: FusionConfig) -> dict:
+    """Weights fitted on the validation days of `data` (never a test day), plus the
+    cross-fitted validation recall@50 of the blend."""
+    from training.evaluate import EvalSettings, held_out_days
+    from training.tune import validation_metrics
+
+    days = list(data.manifest.validation_days)
+    if not days:
+        raise ValueError("fusion fits its weights on validation days: rebuild the training "
+                         "set with jobs.training_set --validation-days 1")
+    if set(days) & set(data.manifest.holdout_days):
+        raise AssertionError(f"validation days {days} overlap the test days")
+    held = held_out_days(data, EvalSettings(seed=config.fit_seed), days)
+    if {d.day for d in held} != set(days):
+        raise AssertionError("fusion read a day other than the validation days")
+    diffs, folds = pair_differences(data, held, scorers, config)
+    names = list(scorers)
+    w, loss = fit_pairwise(diffs, config.l2)
+    by_fold = {}
+    for f in (0, 1):
+        part = diffs[folds == f]
+        fw = fit_pairwise(part, config.l2)[0] if len(part) else w
+        by_fold[f] = dict(zip(names, map(float, fw), strict=True))
+    crossfit = FusionScorer(scorers, dict(zip(names, map(float, w), strict=True)),
+                            config.normalise, by_fold, config.fit_seed)
+    value = validation_metrics(data, crossfit, held=held)
+    return {"weights": dict(zip(names, map(float, w), strict=True)), "loss": loss,
+            "pairs": int(len(diffs)), "fit_days": days,
+            "validation_crossfit": {k: value.get(k) for k in ("recall@50", "ndcg@10", "auc")},
+            "fold_weights": by_fold}
+
+
+def _is_chief(loop) -> bool:
+    if getattr(loop, "strategy", None) != "multi_worker":
+        return True
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return task.get("index", 0) == 0
+
+
+@register_model
+class Fusion(Model):
+    name = "fusion"
+    config_class = FusionConfig
+
+    def train(self, data: TrainingSet, out: Path, config: FusionConfig, loop: Any,
+              workers: int = 1, on_epoch=None) -> dict:
+        from features.checks import config_from
+        from training.models import model
+        from training.models.two_tower.config import TwoTowerConfig
+
+        out = Path(out)
+        if not data.manifest.validation_days:
+            raise ValueError("fusion fits its weights on validation days: rebuild the "
+                             "training set with jobs.training_set --validation-days 1")
+        summary: dict[str, Any] = {}
+        source = None
+        if TWO_TOWER in config.components:
+            if config.two_tower_export:
+                source = Path(config.two_tower_export)
+                if not source.is_dir():
+                    raise FileNotFoundError(f"fusion: no two-tower export at {source}")
+            else:
+                kind = model(TWO_TOWER)
+                settings = config_from(TwoTowerConfig, config.two_tower_settings)
+                extra = {"on_epoch": on_epoch} if on_epoch is not None else {}
+                summary[TWO_TOWER] = kind.train(data, out / TWO_TOWER, settings, loop, workers,
+                                                **extra)
+                source = kind.export_dir(out / TWO_TOWER)
+        if not _is_chief(loop):
+            return summary
+        export = self.export_dir(out)
+        shutil.rmtree(export, ignore_errors=True)
+        export.mkdir(parents=True)
+        if source is not None:
+            shutil.copytree(source, export / TWO_TOWER)
+        scorers = component_scorers(data, config.components,
+                                    export / TWO_TOWER if source else None, loop.seed)
+        fit = fit_fusion(data, scorers, config)
+        atomic_write_json(export / FUSION_FILE, {
+            "components": list(scorers), "weights": fit["weights"],
+            "normalise": config.normalise, "lake_root": str(data.lake_root.resolve()),
+            "run_id": data.run_id, "format": data.manifest.format, "seed": loop.seed,
+            "fit": {k: v for k, v in fit.items() if k != "weights"}})
+        log.info("fusion weights %s; cross-fitted validation recall@50 %s", fit["weights"],
+                 fit["validation_crossfit"]["recall@50"])
+        summary["fusion"] = fit
+        summary["best_val_recall@50"] = fit["validation_crossfit"]["recall@50"]
+        return summary
+
+    def load(self, export_dir: Path) -> FusionScorer:
+        return FusionScorer.load(export_dir)
+
+    def artifacts(self, export_dir: Path) -> dict[str, Path]:
+        return {"fusion": Path(export_dir)}
+
+    def checks(self, export_dir: Path) -> list[dict]:
+        """Finite weights, and the two-tower component's own checks."""
+        from training.model_gate import finite_check
+        from training.models import model
+
+        export_dir = Path(export_dir)
+        spec = json.loads((export_dir / FUSION_FILE).read_text())
+        checks = [finite_check("finite[fusion.weights]", list(spec["weights"].values()))]
+        if (export_dir / TWO_TOWER).is_dir():
+            checks += model(TWO_TOWER).checks(export_dir / TWO_TOWER)
+        return checks

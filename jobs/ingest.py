@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import functions as F
 
 from features.catalog import ANCHORS, LIVE_SCHEDULE, QUARANTINE, RAW_WATCH_SESSIONS, USERS
@@ -39,7 +41,8 @@ from features.validation import (
 )
 from jobs.cli import job_parser, rows_summary, run_job
 from jobs.lake import Lake
-from jobs.landing import Record, capped_payload, day_folders, read_day
+from jobs.landing import Record, capped_payload, day_folders
+from jobs.landing_columns import Lines, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -78,84 +81,121 @@ def require_landing(landing: Path, day: str) -> None:
 
 @dataclass
 class Judged:
-    """One source of one day: accepted rows (each with its line text first) and rejects."""
+    """One source of one day: the accepted rows (an Arrow table of the output's columns)
+    and the rejects as (file, line, text, size in bytes, reason)."""
 
-    lines: int = 0
-    accepted: list[tuple] = field(default_factory=list)
-    rejects: list[tuple[Record, str]] = field(default_factory=list)
+    lines: int
+    accepted: pa.Table
+    rejects: list[tuple[str, int, str, int, str]] = field(default_factory=list)
 
 
-def judge_dimension(records: Sequence[Record], source: str) -> Judged:
-    """Accepted rows (text, id, *attributes); a second valid line for an id that day is a
-    `duplicate` (the line first in text order is kept)."""
-    out = Judged(lines=len(records))
-    valid: dict[int, list[tuple]] = {}
-    for record in records:
+def _reject(record: Record, reason: str) -> tuple[str, int, str, int, str]:
+    return record.file, record.line, record.text, record.size, reason
+
+
+def _judge_records(read: Lines, judge: Callable[[Record], tuple[str | None, tuple]],
+                   rejects: list) -> pa.Table:
+    """The row-locally valid rows of both paths in one table (`Lines.valid`'s columns):
+    the columnar path's, then the per-record path's judged by `judge`."""
+    rows = []
+    for index, record in read.records:
         reason = record.reason
         if reason is None:
-            reason, values = dimension_reason(record.fields, source)
-            if reason is None:
-                valid.setdefault(values[0], []).append((record.text, *values, record))
-                continue
-        out.rejects.append((record, reason))
-    for rows in valid.values():
-        rows.sort(key=lambda row: row[0])
-        out.accepted.append(rows[0][:-1])
-        out.rejects.extend((row[-1], "duplicate") for row in rows[1:])
-    return out
-
-
-def judge_sessions(records: Sequence[Record], day: str, known_users: set[int],
-                   known_anchors: set[int], time_format: str = "iso") -> Judged:
-    """Accepted rows (text, user_id, anchor_id, start_time, watch_seconds, gift_value), each
-    line judged by the first rule of features.validation.SESSION_REASONS that fails."""
-    out = Judged(lines=len(records))
-    the_day: date = parse_day(day)
-    seen: set[str] = set()
-    for record in records:
-        reason = record.reason
+            reason, values = judge(record)
         if reason is None:
-            reason, values = session_reason(record.fields, the_day, time_format)
-        if reason is None:
-            if values[0] not in known_users:
-                reason = "unknown_user"
-            elif values[1] not in known_anchors:
-                reason = "unknown_anchor"
-            elif record.text in seen:
-                reason = "duplicate"
-        if reason is None:
-            seen.add(record.text)
-            out.accepted.append((record.text, *values))
+            rows.append(((index << 32) + record.line, record.line, record.text, record.size,
+                         *values))
         else:
-            out.rejects.append((record, reason))
-    return out
+            rejects.append(_reject(record, reason))
+    schema = read.valid.schema
+    extra = pa.Table.from_arrays([pa.array([row[i] for row in rows], type=f.type)
+                                  for i, f in enumerate(schema)], schema=schema)
+    return pa.concat_tables([read.valid, extra])
 
 
-def known_ids(landing: Path, source: str, day: str, time_format: str = "iso") -> set[int]:
+def _take_rejects(read: Lines, rows: pa.Table, codes: np.ndarray, names: Sequence[str],
+                  rejects: list) -> None:
+    """Add the rows of `rows` with a reason (code > 0, `names[code]`) to `rejects`."""
+    at = np.flatnonzero(codes)
+    if not len(at):
+        return
+    picked = rows.select(["order", "line", "text", "size"]).take(at).to_pydict()
+    for i, code in enumerate(codes[at]):
+        rejects.append((read.files[picked["order"][i] >> 32], picked["line"][i],
+                        picked["text"][i], picked["size"][i], names[code]))
+
+
+def _first_of_runs(keys: np.ndarray) -> np.ndarray:
+    """True where a sorted key array starts a new run."""
+    first = np.ones(len(keys), bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return first
+
+
+def judge_dimension(read: Lines, source: str) -> Judged:
+    """Accepted rows (id, *attributes); a second valid line for an id that day is a
+    `duplicate` (the line first in text order is kept, then the first in file order)."""
+    rejects: list = []
+    rows = _judge_records(read, lambda record: dimension_reason(record.fields, source),
+                          rejects)
+    id_key = ID_COLUMN[source]
+    rows = rows.take(pc.sort_indices(rows, [(id_key, "ascending"), ("text", "ascending"),
+                                            ("order", "ascending")]))
+    kept = _first_of_runs(rows[id_key].to_numpy())
+    _take_rejects(read, rows, (~kept).astype(np.int8), ("", "duplicate"), rejects)
+    columns = list(SOURCE_COLUMNS[source])
+    return Judged(read.lines, rows.filter(pa.array(kept)).select(columns), rejects)
+
+
+def judge_sessions(read: Lines, day: str, known_users: pa.Array, known_anchors: pa.Array,
+                   time_format: str = "iso") -> Judged:
+    """Accepted rows (value = the line's text, user_id, anchor_id, start_time,
+    watch_seconds, gift_value), each line judged by the first rule of
+    features.validation.SESSION_REASONS that fails."""
+    the_day: date = parse_day(day)
+    rejects: list = []
+    rows = _judge_records(read, lambda record: session_reason(record.fields, the_day,
+                                                              time_format), rejects)
+    user_ok = np.asarray(pc.is_in(rows["user_id"], value_set=known_users), bool)
+    anchor_ok = np.asarray(pc.is_in(rows["anchor_id"], value_set=known_anchors), bool)
+    # a byte-identical copy of an earlier line (file order) that passed every other rule
+    codes = pc.dictionary_encode(rows["text"].combine_chunks()).indices.to_numpy()
+    in_order = np.argsort(rows["order"].to_numpy(), kind="stable")
+    known = in_order[(user_ok & anchor_ok)[in_order]]
+    first = np.zeros(len(rows), bool)
+    first[known[np.unique(codes[known], return_index=True)[1]]] = True
+    reasons = np.select([~user_ok, ~anchor_ok, ~first], [1, 2, 3], 0).astype(np.int8)
+    _take_rejects(read, rows, reasons, ("", "unknown_user", "unknown_anchor", "duplicate"),
+                  rejects)
+    accepted = rows.filter(pa.array(reasons == 0)).select(
+        ["text", "user_id", "anchor_id", "start_time", "watch_seconds", "gift_value"])
+    return Judged(read.lines, accepted.rename_columns(["value", *accepted.column_names[1:]]),
+                  rejects)
+
+
+def known_ids(landing: Path, source: str, day: str, time_format: str = "iso") -> pa.Array:
     """Valid ids of a dimension from every landing day <= `day` (folders parsed as days)."""
-    ids: set[int] = set()
+    ids = [pa.array([], pa.int64())]
     for folder_day, folder in day_folders(landing / source).items():
         if folder_day <= day:
-            judged = judge_dimension(read_day(folder, source, time_format), source)
-            ids.update(row[1] for row in judged.accepted)
-    return ids
-
-
-def _arrow(columns: Sequence[tuple[str, pa.DataType]], rows: Sequence[tuple]) -> pa.Table:
-    arrays = [pa.array([row[i] for row in rows], type=kind)
-              for i, (_, kind) in enumerate(columns)]
-    return pa.Table.from_arrays(arrays, schema=pa.schema(columns))
+            judged = judge_dimension(read_lines(folder, source, folder_day, time_format),
+                                     source)
+            ids.append(judged.accepted[ID_COLUMN[source]].combine_chunks())
+    return pc.unique(pa.concat_arrays(ids))
 
 
 _ARROW_TYPES = {"string": pa.string(), "bigint": pa.int64(), "int": pa.int32()}
 
 
-def _quarantine_rows(source: str, judged: Judged, day: str) -> list[tuple]:
+def _quarantine(judged: dict[str, Judged], day: str) -> pa.Table:
     rows = []
-    for record, reason in judged.rejects:
-        payload, size, digest = capped_payload(record)
-        rows.append((source, reason, payload, size, digest, record.file, record.line, day))
-    return rows
+    for source in SOURCES:
+        for file, line, text, size, reason in judged[source].rejects:
+            payload, size, digest = capped_payload(text, size)
+            rows.append((source, reason, payload, size, digest, file, line, day))
+    schema = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in QUARANTINE.fields])
+    return pa.Table.from_arrays([pa.array([row[i] for row in rows], type=f.type)
+                                 for i, f in enumerate(schema)], schema=schema)
 
 
 def ingest_day(lake: Lake, landing: Path, day: str, time_format: str = "iso") -> dict:
@@ -165,33 +205,27 @@ def ingest_day(lake: Lake, landing: Path, day: str, time_format: str = "iso") ->
                          f"got {time_format!r}")
     require_landing(landing, day)
     # Read and judge everything first: a bad file fails here, before any write of the day.
-    judged = {source: judge_dimension(read_day(day_folder(landing, source, day), source),
-                                      source) for source in DIMENSIONS}
+    judged = {source: judge_dimension(read_lines(day_folder(landing, source, day), source,
+                                                 day, time_format), source)
+              for source in DIMENSIONS}
     # earlier days' ids from their landing files; the day's own from what was just judged
-    known = {source: known_ids(landing, source, add_days(day, -1), time_format)
-             | {row[1] for row in judged[source].accepted} for source in ("users", "anchors")}
+    known = {source: pc.unique(pa.concat_arrays([
+        known_ids(landing, source, add_days(day, -1), time_format),
+        judged[source].accepted[ID_COLUMN[source]].combine_chunks()]))
+        for source in ("users", "anchors")}
     judged[SESSIONS_SOURCE] = judge_sessions(
-        read_day(day_folder(landing, SESSIONS_SOURCE, day), SESSIONS_SOURCE, time_format),
-        day, known["users"], known["anchors"], time_format)
+        read_lines(day_folder(landing, SESSIONS_SOURCE, day), SESSIONS_SOURCE, day,
+                   time_format), day, known["users"], known["anchors"], time_format)
 
     lake.begin_day(JOB, day)
-    for source, (spec, id_key, attributes) in DIMENSIONS.items():
-        rows = [row[1:] for row in judged[source].accepted]
-        columns = [(id_key, pa.int64()), *[(a, pa.string()) for a in attributes]]
-        with lake.staged(_arrow(columns, rows), f"{day}-{source}") as frame:
+    for source, (spec, _, _) in DIMENSIONS.items():
+        with lake.staged(judged[source].accepted, f"{day}-{source}") as frame:
             lake.write_partition(frame.withColumn("dt", F.lit(day)), spec, day)
-    sessions = _arrow([("value", pa.string()), ("user_id", pa.int64()),
-                       ("anchor_id", pa.int64()), ("start_time", pa.timestamp("us", tz="UTC")),
-                       ("watch_seconds", pa.float64()), ("gift_value", pa.float64())],
-                      judged[SESSIONS_SOURCE].accepted)
-    with lake.staged(sessions, f"{day}-{SESSIONS_SOURCE}") as frame:
+    with lake.staged(judged[SESSIONS_SOURCE].accepted, f"{day}-{SESSIONS_SOURCE}") as frame:
         lake.write_partition(frame.select(
             F.xxhash64("value").alias("session_id"), "user_id", "anchor_id", "start_time",
             "watch_seconds", "gift_value", F.lit(day).alias("dt")), RAW_WATCH_SESSIONS, day)
-    quarantine = [row for source in SOURCES
-                  for row in _quarantine_rows(source, judged[source], day)]
-    quarantine_types = [(name, _ARROW_TYPES[kind]) for name, kind in QUARANTINE.fields]
-    with lake.staged(_arrow(quarantine_types, quarantine), f"{day}-quarantine") as frame:
+    with lake.staged(_quarantine(judged, day), f"{day}-quarantine") as frame:
         lake.write_partition(frame, QUARANTINE, day)
     summary = _reconcile(lake, {s: j.lines for s, j in judged.items()}, day)
     lake.finish_day(JOB, day, OUTPUTS, summary["sources"], {})

@@ -138,7 +138,8 @@ def day_folders(source_root: Path) -> dict[str, Path]:
     return found
 
 
-def _read_bytes(path: Path, gz: bool) -> bytes:
+def read_bytes(path: Path, gz: bool) -> bytes:
+    """The bytes of a landing file, gunzipped; LandingError for a bad gzip file."""
     data = path.read_bytes()
     if not gz:
         return data
@@ -293,6 +294,15 @@ def parse_json_line(text: str) -> tuple[dict[str, Any] | None, str | None]:
     return (value, None) if isinstance(value, dict) else (None, "unparsable")
 
 
+def json_record(file_name: str, number: int, raw: bytes) -> Record:
+    """The record of one JSON line (`raw`: the line without its line end)."""
+    text, reason = _decode(raw)
+    fields = None
+    if reason is None:
+        fields, reason = parse_json_line(text)
+    return Record(file_name, number, text, fields, reason, len(raw))
+
+
 def _typed_cell(kind: str, cell: str, time_format: str) -> Any:
     """A CSV cell as its declared type; a cell that does not parse stays a string (so the
     validator refuses it, as it refuses a JSON string id)."""
@@ -311,11 +321,7 @@ def _text_records(path: Path, data: bytes, fmt: str, source: str, time_format: s
     file_name = path.name
     if fmt == "json":
         for number, raw in enumerate(_lines(data), 1):
-            text, reason = _decode(raw)
-            fields = None
-            if reason is None:
-                fields, reason = parse_json_line(text)
-            yield Record(file_name, number, text, fields, reason, len(raw))
+            yield json_record(file_name, number, raw)
         return
     # CSV/TSV: the header record comes first (reason "header"; read_file counts it, then
     # drops it), then one Record per csv record
@@ -383,7 +389,7 @@ def read_file(path: Path, source: str, time_format: str = "iso") -> list[Record]
     lines exactly once, in order, and CSV/TSV records must number as many as
     `count_csv_records` finds."""
     fmt, gz = format_of(path.name)
-    data = _read_bytes(path, gz)
+    data = read_bytes(path, gz)
     if fmt == "parquet":
         lines, records = _parquet_records(path, data)
         if len(records) != lines:
@@ -412,8 +418,9 @@ def read_day(folder: Path, source: str, time_format: str = "iso") -> list[Record
     return [r for path in list_day_files(folder) for r in read_file(path, source, time_format)]
 
 
-def capped_payload(record: Record) -> tuple[str, int, str]:
-    """(payload of at most MAX_PAYLOAD_BYTES, original length in bytes, sha256 hex)."""
-    encoded = record.text.encode("utf-8", errors="backslashreplace")
+def capped_payload(text: str, size: int = 0) -> tuple[str, int, str]:
+    """(payload of at most MAX_PAYLOAD_BYTES, original length in bytes (`size` when the
+    record knows it), sha256 hex) of a rejected record's text."""
+    encoded = text.encode("utf-8", errors="backslashreplace")
     payload = encoded[:MAX_PAYLOAD_BYTES].decode("utf-8", errors="ignore")
-    return payload, record.size or len(encoded), hashlib.sha256(encoded).hexdigest()
+    return payload, size or len(encoded), hashlib.sha256(encoded).hexdigest()

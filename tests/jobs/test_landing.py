@@ -317,3 +317,107 @@ def test_quoted_newlines_in_csv_and_tsv_are_counted_per_record(lake, tmp_path):
                    ("a.csv", 10, "unparsable", '2,11,"x\ny"'),
                    ("c.csv.gz", 3, "bad_duration", f'2,10,{T0},"49\n"'),
                    ("c.csv.gz", 5, "malformed_id", f'"3\n",10,{T0},50')]
+
+
+# Lines at the edges of the columnar path's plain shape (jobs.landing_columns): each must be
+# judged as the per-record path judges it, whichever path takes it.
+_EDGE_SESSIONS = [line.replace("@T0", T0) for line in [
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 40}',
+    '{"anchor_id": 10, "watch_seconds": 4e1, "user_id": 2, "start_time": "@T0"}',
+    '  {"user_id":3,"anchor_id":11,"start_time":"2026-07-02T23:59:59.5Z","watch_seconds":0}\t',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "2026-07-02T00:00:00.123456+00:00", '
+    '"watch_seconds": 43200, "gift_value": null}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "2026-07-02T10:00:00+02:00", '
+    '"watch_seconds": 1}',  # another offset: still the day in UTC
+    '{"user_id": 1, "anchor_id": 10, "start_time": "2026-07-03T01:00:00+02:00", '
+    '"watch_seconds": 1}',  # another day's date, this day in UTC
+    '{"user_id": 1, "anchor_id": 10, "start_time": "2026-07-02T24:00:00Z", "watch_seconds": 1}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "2026-07-02T10:00:60Z", "watch_seconds": 1}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "2026-07-01T23:59:59Z", "watch_seconds": 1}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 43200.5}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 1e400}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": -0}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5, '
+    '"gift_value": 1000000}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5, '
+    '"gift_value": 1000000.01}',
+    '{"user_id": 9007199254740991, "anchor_id": 10, "start_time": "@T0", '
+    '"watch_seconds": 5}',  # MAX_ID: valid shape, unknown user
+    '{"user_id": 9007199254740992, "anchor_id": 10, "start_time": "@T0", '
+    '"watch_seconds": 5}',
+    '{"user_id": 12345678901234567890, "anchor_id": 10, "start_time": "@T0", '
+    '"watch_seconds": 5}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5, '
+    '"extra": "x"}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5, '
+    '"note": "a\\"b"}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5}\r',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5}\r\r',
+    '{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5}',  # copy
+    '{"user_id": 2, "anchor_id": 99, "start_time": "@T0", "watch_seconds": 5}',
+    '{"user_id": 1, "anchor_id": 10, "start_time": null, "watch_seconds": 5}',
+    '{"user_id": 1, "anchor_id": 10, "watch_seconds": 5}', "", "{}", "[]", "null",
+    '{"user_id": true, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5}',
+    '\ufeff{"user_id": 1, "anchor_id": 10, "start_time": "@T0", "watch_seconds": 5}',
+]]
+_KEY_TWICE = ('{"user_id": 1, "anchor_id": 10, "anchor_id": 10, "start_time": "@T0", '
+              '"watch_seconds": 5}').replace("@T0", T0)
+_EDGE_USERS = [
+    '{"user_id": 1, "signup_date": "2026-07-02", "city": "São Paulo"}',
+    '{"user_id": 2, "signup_date": "2026-02-30"}', '{"user_id": 3, "signup_date": "0000-01-01"}',
+    '{"user_id": 4, "gender": ""}', '{"user_id": 5, "city": "%s"}' % ("é" * 64),
+    '{"user_id": 6, "city": "%s"}' % ("é" * 65), '{"user_id": 7, "device": null}',
+    '{"user_id": 2, "city": "b"}', '{"user_id": 2, "city": "a"}',  # kept: first in text order
+    '{"user_id": 8, "city": "x", "city": "y"}', '{"user_id": 9, "x": 1}', '{"city": "c"}',
+]
+
+
+def _judge_both(root: Path, time_format: str = "iso") -> list[dict]:
+    from features.days import add_days
+    from jobs.landing_columns import read_lines
+
+    outcomes = []
+    for columnar in (True, False):
+        def read(source: str, columnar: bool = columnar):
+            return read_lines(root / source / f"dt={DAY}", source, DAY, time_format, columnar)
+        judged = {s: ingest.judge_dimension(read(s), s) for s in ingest.DIMENSIONS}
+        known = {s: ingest.known_ids(root, s, add_days(DAY, 0), time_format)
+                 for s in ("users", "anchors")}
+        sessions = read("watch_sessions")
+        judged["watch_sessions"] = ingest.judge_sessions(sessions, DAY, known["users"],
+                                                         known["anchors"], time_format)
+        outcomes.append({s: (j.lines, sorted(map(repr, j.accepted.to_pylist())),
+                             sorted(j.rejects)) for s, j in judged.items()})
+        outcomes[-1]["columnar rows"] = sessions.valid.num_rows
+    return outcomes
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("time_format", ["iso", "epoch_s", "epoch_ms"])
+def test_the_columnar_path_judges_as_the_per_record_path(tmp_path, time_format):
+    root = tmp_path / "landing"
+    _dims(root)
+    (root / "users" / f"dt={DAY}" / "part-1.jsonl").write_text("\n".join(_EDGE_USERS))
+    lines = _EDGE_SESSIONS
+    if time_format != "iso":
+        scale = 1000 if time_format == "epoch_ms" else 1
+        lines = [line.replace(f'"{T0}"', str(EPOCH_T0 * scale)) for line in lines] + [
+            json.dumps(_session(1, start=v)) for v in (
+                EPOCH_T0 * scale, EPOCH_T0 * scale + 0.5, -1, 10 ** 15, EPOCH_T0 * scale * 1000)]
+    # many plain lines around the edges; a key twice far from them fails one small chunk
+    plain = [json.dumps(_session(u % 3 + 1, u)) for u in range(9000)]
+    plain.insert(2000, _KEY_TWICE)
+    if time_format != "iso":
+        plain = [line.replace(f'"{T0}"', str(EPOCH_T0 * scale)) for line in plain]
+    folder = _sessions(root)
+    # no newline after the last line
+    (folder / "a.jsonl").write_text("\n".join(plain[:5000] + lines + plain[5000:]))
+    (folder / "b.jsonl").write_bytes(b'{"user_id": 1, "note": "\xff"}\n'
+                                     + "\n".join(lines[:3]).encode() + b"\n")
+    (folder / "c.jsonl.gz").write_bytes(gzip.compress("\n".join(lines).encode() + b"\n"))
+    columnar, per_record = _judge_both(root, time_format)
+    # the plain lines and plain edges took the columnar path (all but a chunk around the
+    # key named twice)
+    assert columnar.pop("columnar rows") > 8940
+    assert per_record.pop("columnar rows") == 0
+    assert columnar == per_record

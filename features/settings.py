@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -29,6 +31,34 @@ ENVIRONMENT = {
 }
 CONFIG_ENV = "PIPELINE_CONFIG"
 
+# A root given as a URI: `scheme://...`, or `file:` in any form.
+_URI = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|file:)", re.IGNORECASE)
+OBJECT_STORE_SCHEMES = ("s3", "s3a", "s3n", "gs", "abfs", "abfss", "wasb", "wasbs", "hdfs")
+
+
+def local_root(value: str | Path) -> str:
+    """A root as a local path: `file:///abs/path` (or `file://localhost/...`) is that path;
+    a plain path is kept. Any other URI is a one-line ValueError: an object store cannot be
+    a root yet, since the day ledger, manifests and staging files are written with local
+    file I/O beside the tables (a bucket mounted as a folder works)."""
+    text = str(value).strip()
+    if not _URI.match(text):
+        return text
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme in OBJECT_STORE_SCHEMES:
+        raise ValueError(f"object-store roots such as {text!r} are not supported: the day "
+                         f"ledger and manifests need a file system; mount the bucket and "
+                         f"give its folder")
+    if scheme != "file":
+        raise ValueError(f"a root is a folder or a file:// URI, got {text!r}")
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        raise ValueError(f"a file:// root must name an absolute folder on this machine "
+                         f"(file:///path), got {text!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"a file:// root may not have a query or fragment, got {text!r}")
+    return unquote(parts.path)
+
 
 class Settings(BaseModel):
     """Where the pipeline's data lives and the feature settings shared by its jobs."""
@@ -43,6 +73,12 @@ class Settings(BaseModel):
     last_k: int = Field(10, ge=1, le=200)  # anchors kept in a user's recent list
     history_days: int = Field(56, ge=1, le=730)  # H: the long-horizon history of a profile
     history_k: int = Field(32, ge=1, le=200)  # anchors kept in a user's long history
+
+    @field_validator("lake_root", "landing_root", "models_root", "runs_root", mode="before")
+    @classmethod
+    def _uri(cls, value: Any) -> Any:
+        is_uri = isinstance(value, str) and _URI.match(value.strip())
+        return local_root(value) if is_uri else value
 
     @field_validator("lake_root", "landing_root", "models_root", "runs_root")
     @classmethod

@@ -63,6 +63,7 @@ DELTA_JARS_ENV = "DELTA_JARS_DIR"
 _lock = threading.Lock()
 _engines: dict[int, str] = {}  # id(session) -> the engine spark_session opened it on
 _sail_server = None  # one in-process Sail server per Python process, stopped at exit
+_connect_sessions: dict[str, SparkSession] = {}  # Connect URL -> its session in this process
 
 
 def quiet_engine_logs(level: str) -> str:
@@ -116,6 +117,19 @@ def _classic_builder_env() -> Iterator[None]:
         yield
     finally:
         os.environ.update(saved)
+
+
+def _connect_session(url: str) -> SparkSession:
+    """One session per Connect URL. PySpark's getOrCreate returns the active Connect session
+    whatever its URL, so a process holding Sail's that asks for a cluster's (a DAG run by
+    dag.test, a test) would silently get Sail's: sessions are created per URL instead."""
+    with _lock:
+        session = _connect_sessions.get(url)
+        if session is None or session.is_stopped:
+            session = (SparkSession.builder.remote(url)
+                       .config("spark.sql.session.timeZone", "UTC").create())
+            _connect_sessions[url] = session
+    return session
 
 
 def delta_jars_dir() -> Path:
@@ -188,9 +202,7 @@ def spark_session(engine: str | None = None, remote: str | None = None) -> Spark
         if _wants_delta():
             _require_delta_classes(spark)
     else:
-        url = remote if engine == "connect" else _start_sail()
-        builder = SparkSession.builder.remote(url).config("spark.sql.session.timeZone", "UTC")
-        spark = builder.getOrCreate()
+        spark = _connect_session(remote if engine == "connect" else _start_sail())
     _engines[id(spark)] = engine
     log.info("engine %s ready (Spark API %s)", engine, spark.version)
     return spark

@@ -33,7 +33,7 @@ from pyspark.sql import functions as F
 from features import day_status
 from features.catalog import ALL_TABLES, PARTITION_COLUMN, TableSpec
 from features.days import add_days
-from features.settings import load_settings
+from features.settings import load_settings, local_root
 from jobs.engine import casts_by_name, table_format
 from jobs.schemas import spark_schema
 
@@ -121,7 +121,7 @@ class Lake:
     """Tables of one lake root, read and written through one Spark session."""
 
     def __init__(self, root: Path | str, spark: SparkSession, fmt: str | None = None) -> None:
-        self.root = Path(root).resolve()
+        self.root = Path(local_root(root)).resolve()  # a file:// URI is its folder
         self.spark = spark
         self.format = fmt or table_format(spark)
 

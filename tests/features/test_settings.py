@@ -71,3 +71,30 @@ def test_bad_files_are_one_line_errors(tmp_path):
 def test_settings_are_frozen():
     with pytest.raises(ValueError):
         Settings().last_k = 3
+
+
+def test_file_uris_are_local_roots(tmp_path):
+    settings = load_settings(env={"LAKE_ROOT": f"file://{tmp_path}/lake"},
+                             landing_root=f"file://localhost{tmp_path}/land%20ing",
+                             models_root=f"file://{tmp_path}/a/../models")
+    assert settings.lake_root == tmp_path.resolve() / "lake"
+    assert settings.landing_root == tmp_path.resolve() / "land ing"
+    assert settings.models_root == tmp_path.resolve() / "models"  # resolved like a path
+
+
+@pytest.mark.parametrize("root, message", [
+    ("file:///", "may not be the file system root"),
+    ("file://other-host/data/lake", "absolute folder on this machine"),
+    ("file:lake", "absolute folder on this machine"),
+    ("file:///data/lake?x=1", "may not have a query"),
+    ("s3a://bucket/lake", "object-store roots such as 's3a://bucket/lake' are not supported"),
+    ("gs://bucket/lake", "object-store roots"),
+    ("abfss://c@account.dfs.core.windows.net/lake", "object-store roots"),
+    ("http://host/lake", "a root is a folder or a file:// URI"),
+])
+def test_bad_root_uris_are_one_line_errors(root, message):
+    with pytest.raises(ValueError) as error:
+        load_settings(env={}, lake_root=root)
+    assert str(error.value).startswith("setting lake_root (from flag): Value error, ")
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)

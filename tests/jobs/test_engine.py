@@ -61,3 +61,26 @@ def test_engine_logs_are_quiet_unless_debugging(monkeypatch):
     monkeypatch.setenv("RUST_LOG", "sail=trace")
     setup_logging("ERROR")
     assert os.environ["RUST_LOG"] == "sail=trace"  # a user's filter wins
+
+
+@pytest.mark.engine
+def test_each_connect_url_gets_its_own_session(spark):
+    """A process holding the embedded Sail session that asks for another Connect server (a
+    DAG run in one process, whose connection names a cluster) gets that server's session,
+    not the active one (PySpark's getOrCreate would return Sail's)."""
+    from pysail.spark import SparkConnectServer
+
+    from jobs.engine import spark_session
+
+    server = SparkConnectServer(ip="127.0.0.1", port=0)
+    server.start(background=True)
+    try:
+        _, port = server.listening_address
+        other = spark_session(remote=f"sc://127.0.0.1:{port}")
+        assert other is not spark
+        assert other.client._builder.endpoint == f"127.0.0.1:{port}"
+        assert spark_session(remote=f"sc://127.0.0.1:{port}") is other
+        assert spark_session("sail") is spark
+        assert other.sql("SELECT 2 AS two").collect()[0]["two"] == 2
+    finally:
+        server.stop()

@@ -160,3 +160,17 @@ def test_lake_root_comes_from_the_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("LAKE_ROOT", "/")
     with pytest.raises(ValueError, match=r"lake_root \(from \$LAKE_ROOT\)"):
         lake_root()
+
+
+@pytest.mark.engine
+def test_a_file_uri_root_is_its_folder_and_confined_the_same(tmp_path, spark):
+    lake = Lake(f"file://{tmp_path}/lake", spark)
+    assert lake.root == (tmp_path / "lake").resolve()
+    _write(lake, [(1, "2026-01-01")], "2026-01-01")
+    assert (tmp_path / "lake" / "t" / "_delta_log").is_dir()
+    assert _rows(Lake(tmp_path / "lake", spark)) == [(1, "2026-01-01")]
+    with pytest.raises(ValueError, match="escapes the lake root"):
+        lake.path("../elsewhere")
+    assert lake_root(f"file://localhost{tmp_path}/lake") == lake.root
+    with pytest.raises(ValueError, match="object-store roots"):
+        Lake("s3a://bucket/lake", spark)

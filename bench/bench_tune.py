@@ -172,8 +172,9 @@ def main() -> None:
             (f"best baseline ({best_name})", f"validation {_f(validation.get(best_name))}  "
                                              f"test {_f(baselines[best_name])}"),
             row("oracle", "oracle (ceiling)"),
-            ("fusion weights (tuned)", ", ".join(
-                f"{k} {v:+.2f}" for k, v in fused["tuned"]["fit"]["weights"].items())),
+            ("fusion weights (tuned, largest 8)", ", ".join(
+                f"{k} {v:+.2f}" for k, v in sorted(fused["tuned"]["fit"]["weights"].items(),
+                                                  key=lambda kv: -abs(kv[1]))[:8])),
             ("trials", f"{t['trials']} ({t['complete']} complete, {t['pruned']} pruned) in "
                        f"{t['wall_s']:.0f} s on {args.sample_users:.0%} of the users"),
             ("trials per hour", f"{_f(t['trials_per_hour'], 1)}"),

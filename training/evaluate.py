@@ -321,10 +321,20 @@ def evaluate_model(data: TrainingSet, model_name: str, export_dir: Path,
     `out/metrics.json` when `out` is given."""
     from training.models import model
 
+    return evaluate_scorer(data, model(model_name).load(Path(export_dir)), model_name,
+                           landing, out, seed, settings)
+
+
+def evaluate_scorer(data: TrainingSet, scorer: Scorer, model_name: str,
+                    landing: Path | None = None, out: Path | None = None, seed: int = 0,
+                    settings: EvalSettings | None = None,
+                    baselines: Mapping[str, Scorer] | None = None) -> dict:
+    """`scorer` (named `model_name` in the metrics) against every baseline (`baselines`, or
+    those `baseline_scorers` makes); written to `out/metrics.json` when `out` is given."""
     settings = settings or EvalSettings(seed=seed)
-    scorer = model(model_name).load(Path(export_dir))
-    metrics = evaluate(data, {MODEL: scorer, **baseline_scorers(data, landing, seed)},
-                       settings)
+    if baselines is None:
+        baselines = baseline_scorers(data, landing, seed)
+    metrics = evaluate(data, {MODEL: scorer, **baselines}, settings)
     metrics["model_name"] = model_name
     metrics["embeddings_finite"] = bool(getattr(scorer, "finite", True))
     if out is not None:

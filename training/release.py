@@ -53,6 +53,14 @@ class RunFolder:
     def report(self) -> Path:
         return self.root / "report.html"
 
+    @property
+    def tune(self) -> Path:  # the tuning study the model's settings came from, if any
+        return self.root / "tune"
+
+    @property
+    def study(self) -> Path:
+        return self.tune / "study.json"
+
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
@@ -92,19 +100,27 @@ def champion_facts(run: RunFolder) -> tuple[dict | None, int | None, str | None]
 def publish_record(data: TrainingSet, run: RunFolder, model_name: str,
                    extra: dict | None = None) -> dict:
     """What a published version records: lineage (training set, source table versions),
-    settings, metrics, the champion's metrics and both gate reports."""
+    settings, metrics, the champion's metrics, both gate reports and, when the settings
+    came from a tuning study, the study (`training.tune.manifest_record`: its days of each
+    kind, best trial, value and settings)."""
     manifest = data.manifest
+    study = read_json(run.study)
+    if study:
+        from training.tune import manifest_record
+
+        study = manifest_record(study)
     return {
         "model": model_name,
         "training_set": manifest.model_dump(include={
-            "run_id", "end", "days", "window", "seed", "train_days", "holdout_days",
-            "counts", "format"}),
+            "run_id", "end", "days", "window", "seed", "train_days", "validation_days",
+            "holdout_days", "counts", "format"}),
         "source_versions": manifest.source_versions,
         "training_config": read_json(run.model / "config.json"),
         "metrics": read_json(run.metrics),
         "champion_metrics": read_json(run.champion / "metrics.json"),
         "gates": {"data_gate": read_json(run.data_gate),
                   "model_gate": read_json(run.model_gate)},
+        "study": study,
         **(extra or {}),
     }
 

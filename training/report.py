@@ -523,13 +523,15 @@ def build_report(title: str, facts: Mapping[str, Any], history: Sequence[Mapping
                  holdout_days: Sequence[str] = (),
                  training_set: Mapping[str, Any] | None = None,
                  config: Mapping[str, Any] | None = None,
-                 best_epoch: int | None = None, version: int | None = None) -> str:
+                 best_epoch: int | None = None, version: int | None = None,
+                 study: Mapping[str, Any] | None = None) -> str:
     """The page as one HTML string; sections whose input is missing say so.
 
     `facts` is the table at the top; `training_set` the facts of the training set's
     manifest; `config` the run's config.json (its settings are listed and its monitor marks
     the best epoch); `best_epoch` the training summary's (else the history's best by the
-    monitor); `version` the published version, when known.
+    monitor); `version` the published version, when known; `study` the tuning study the
+    settings came from (`training.tune`'s study.json), when they did.
     """
     monitor = ((config or {}).get("loop") or {}).get("monitor", MONITOR)
     epochs = epoch_rows(history)
@@ -545,7 +547,8 @@ def build_report(title: str, facts: Mapping[str, Any], history: Sequence[Mapping
         "epochs": epochs, "best_epoch": best_epoch, "monitor": monitor,
         "epoch_columns": [c for c in EPOCH_COLUMNS if any(r.get(c) is not None for r in epochs)],
         "curves": png_base64(validation_figure(epochs, best_epoch, monitor)) if epochs else None,
-        "headline": None, "metrics": None, "labels": None, "features": None}
+        "headline": None, "metrics": None, "labels": None, "features": None,
+        "study": study_section(study)}
     if metrics:
         model_name = metrics.get("model_name") or (config or {}).get("model") \
             or facts.get("model")
@@ -580,6 +583,71 @@ def build_report(title: str, facts: Mapping[str, Any], history: Sequence[Mapping
     return _environment().get_template(TEMPLATE).render(page, gate_columns=GATE_COLUMNS)
 
 
+def study_history_figure(history: Sequence[Mapping[str, Any]], monitor: str = MONITOR
+                         ) -> Figure:
+    """Each finished trial's value in the order trials finished (pruned ones at their last
+    reported value, hollow) and the best so far: Optuna's optimisation history."""
+    figure = _figure()
+    ax = figure.add_subplot()
+    for state, style in (("complete", {"marker": "o"}),
+                         ("pruned", {"marker": "o", "facecolors": "none",
+                                     "edgecolors": "tab:gray"})):
+        points = [(i, _value(h.get("value"))) for i, h in enumerate(history)
+                  if h.get("state") == state and _value(h.get("value")) is not None]
+        if points:
+            ax.scatter(*zip(*points, strict=True), label=state, **style)
+    best = [(i, _value(h.get("best_so_far"))) for i, h in enumerate(history)
+            if _value(h.get("best_so_far")) is not None]
+    if best:
+        ax.step(*zip(*best, strict=True), where="post", color="tab:red", label="best so far")
+    ax.set(xlabel="trial (in the order they finished)", ylabel=monitor,
+           title="study history (validation days)")
+    ax.legend()
+    return figure
+
+
+def importances_figure(importances: Mapping[str, float]) -> Figure:
+    """The settings' shares of the value's variance (fANOVA), largest on top."""
+    ranked = sorted(importances.items(), key=lambda kv: kv[1])
+    figure = _figure(7.0, max(2.0, 0.3 * len(ranked) + 0.8))
+    ax = figure.add_subplot()
+    ax.barh([k for k, _ in ranked], [float(v) for _, v in ranked])
+    ax.set(xlabel="importance (share)", title="parameter importances")
+    return figure
+
+
+def study_section(study: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The study a run's settings came from (its study.json): facts, the history and
+    importances plots, and the trials as a table."""
+    if not study:
+        return None
+    best = study.get("best") or {}
+    timings = study.get("timings") or {}
+    days = study.get("days") or {}
+    facts = {"study": study.get("study"), "model": study.get("model"),
+             "train days": _days(days.get("train")),
+             "validation days (choose)": _days(days.get("validation")),
+             "test days (never seen by a trial)": _days(days.get("test")),
+             "user sample": (study.get("sample") or {}).get("users_fraction"),
+             "trials": f"{timings.get('complete', 0)} complete, "
+                       f"{timings.get('pruned', 0)} pruned, {timings.get('other', 0)} other",
+             "trials per hour": timings.get("trials_per_hour"),
+             "pruning saved (s)": timings.get("pruning_saved_s"),
+             "best trial": best.get("number"), f"best {MONITOR}": best.get("value")}
+    trials = [{"trial": t.get("number"), "state": t.get("state"), "value": t.get("value"),
+               "epochs": t.get("epochs_run"), "seconds": t.get("seconds"),
+               "status": "pass" if t.get("number") == best.get("number") else None}
+              for t in study.get("trials") or []]
+    importances = study.get("importances") or {}
+    return {"facts": facts, "trials": trials,
+            "settings": [{"setting": k, "value": v}
+                         for k, v in (best.get("settings") or {}).items()],
+            "history": png_base64(study_history_figure(study["history"]))
+            if study.get("history") else None,
+            "importances": png_base64(importances_figure(importances)) if importances else None,
+            "note": study.get("note")}
+
+
 def _json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -600,13 +668,14 @@ def training_set_facts(data: TrainingSet) -> dict[str, Any]:
 def write_run_report(out: Path, data: TrainingSet, model_dir: Path, metrics_path: Path,
                      gate_paths: Mapping[str, Path],
                      facts: Mapping[str, Any] | None = None,
-                     version: int | None = None) -> Path:
+                     version: int | None = None, study_path: Path | None = None) -> Path:
     """Gather a run's files (config.json, summary.json, history.json, metrics.json, gate
     reports, training set) and write the page to `out` atomically.
 
     The run's facts (`run_facts`: model, version, training time, code version, day split)
     head the page, then the given `facts` (which win on a shared name), then each gate's
-    verdict; gates whose report file is absent are left out.
+    verdict; gates whose report file is absent are left out. `study_path`: the study.json
+    of the tuning study the run's settings came from (its section is left out when absent).
     """
     model_dir = Path(model_dir)
     gates = {name: _json(p) for name, p in gate_paths.items() if p.is_file()}
@@ -618,5 +687,6 @@ def write_run_report(out: Path, data: TrainingSet, model_dir: Path, metrics_path
                         gates, read_examples(data), data.manifest.holdout_days,
                         training_set=training_set_facts(data),
                         config=_json(model_dir / "config.json"),
-                        best_epoch=summary.get("best_epoch"), version=version)
+                        best_epoch=summary.get("best_epoch"), version=version,
+                        study=_json(study_path) if study_path else None)
     return atomic_write_text(out, page)

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from features.files import atomic_write_json, atomic_write_text
 from features.manifest import TRAINING_SETS, TrainingSetManifest, check_run_id
@@ -698,6 +699,45 @@ def manifest_record(summary: Mapping[str, Any]) -> dict:
             "final": {k: final.get(k) for k in ("out", "validation", "test")} if final else None}
 
 
+# --- a study before training (the training DAG's `tune_trials`) ---------------------------
+
+class StudySettings(BaseModel):
+    """How a study run before training searches (the training DAG's param `tune`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(4, ge=1, le=1000)  # most epochs per trial
+    sample_users: float = Field(1.0, gt=0, le=1)
+    sample_seed: int = 0
+    sample_train_days: int | None = Field(None, ge=1)
+    timeout: float | None = Field(None, gt=0)  # stop starting trials after this many seconds
+    pruner: str = "hyperband"
+    startup_trials: int = Field(6, ge=0)
+    seed: int = 0
+
+
+def tuned_overrides(lake_root: Path | str, run_id: str, out: Path | str, trials: int,
+                    overrides: Mapping[str, Any], settings: StudySettings,
+                    model_name: str = "two_tower",
+                    print_fn: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) a study of `trials` finished trials on training set `run_id`'s
+    validation days (every trial takes `overrides` as fixed settings), in `out`; the
+    training settings of its best trial (`overrides` included) for the final training."""
+    if model_name != "two_tower":
+        raise ValueError(f"a study before training tunes the two_tower model, not "
+                         f"{model_name!r}")
+    summary = run_study(lake_root, run_id, "study", trials, out=out, model_name=model_name,
+                        timeout=settings.timeout, sample_users=settings.sample_users,
+                        sample_seed=settings.sample_seed,
+                        sample_train_days=settings.sample_train_days, epochs=settings.epochs,
+                        pruner=settings.pruner, fixed=overrides, seed=settings.seed,
+                        startup_trials=settings.startup_trials, print_fn=print_fn)
+    if not summary["best"]:
+        raise ValueError(f"study of {run_id}: no trial completed, nothing to train with "
+                         f"({summary['timings']})")
+    return {**overrides, **summary["best"]["settings"]}
+
+
 # --- the final run: the best configuration on the full range, judged on the test days -----
 
 def final_run(lake_root: Path | str, run_id: str, out: Path | str, landing: Path | None = None,
@@ -705,7 +745,7 @@ def final_run(lake_root: Path | str, run_id: str, out: Path | str, landing: Path
     """Retrain (two-tower) or rebuild (baseline) the study's best configuration on the full
     training set `run_id`, evaluate it on the test days beside every baseline, and add the
     figures to `study.json` as `final`."""
-    from training.evaluate import MODEL, EvalSettings, baseline_scorers, evaluate_model
+    from training.evaluate import baseline_scorers, evaluate_model, evaluate_scorer
     from training.reader import TrainingSet
 
     out = Path(out)
@@ -727,16 +767,13 @@ def final_run(lake_root: Path | str, run_id: str, out: Path | str, landing: Path
         validation = {MONITOR: trial_value(trained), "best_epoch": trained.get("best_epoch"),
                       "epochs_run": trained.get("epochs_run")}
     else:
-        from training.evaluate import evaluate
-
         final_dir.mkdir(parents=True, exist_ok=True)
         scorer = baseline_scorer(model_name, data.lake_root, data.manifest.format,
                                  to_settings(best["settings"]))
         train_s = 0.0
         others = baseline_scorers(data, landing)
-        metrics = evaluate(data, {MODEL: scorer, **others}, EvalSettings())
-        metrics["model_name"] = f"{model_name} (tuned)"
-        atomic_write_json(final_dir / "metrics.json", metrics)
+        metrics = evaluate_scorer(data, scorer, f"{model_name} (tuned)", out=final_dir,
+                                  baselines=others)
         default_val = validation_metrics(data, others[model_name]).get("recall@50")
         validation = {MONITOR: validation_metrics(data, scorer).get("recall@50"),
                       f"default_{MONITOR}": default_val}

@@ -55,6 +55,20 @@ def test_the_oracles_are_never_components():
         fusion.FusionConfig(components=("als", "als"))
 
 
+@pytest.mark.unit
+def test_log_ranks_spread_the_top_and_inputs_are_named_in_order():
+    lr = fusion.log_rank(np.array([[0.9, 0.1, 0.5, 0.3], [1.0, 1.0, 1.0, 1.0]]))
+    # positions 0, 3, 1, 2 of 4: 1 - log(1 + p) / log(4)
+    np.testing.assert_allclose(lr[0], 1 - np.log1p([0, 3, 1, 2]) / np.log(4))
+    assert lr[0, 0] == 1.0 and np.isfinite(lr).all()
+    names = fusion.input_names(("two_tower", "rewatch"), ("zscore", "unseen"))
+    assert names == ["two_tower", "rewatch", "two_tower_z", "rewatch_z", *fusion.HISTORY,
+                     "two_tower*unseen"]  # rewatch ranks watched anchors: no discovery term
+    assert fusion.input_names(("als",), ()) == ["als"]  # an export without inputs
+    with pytest.raises(ValueError, match="inputs"):
+        fusion.FusionConfig(inputs=("history", "gbdt"))
+
+
 class Recorder:
     """A component that notes every day it scores."""
 
@@ -87,7 +101,8 @@ def test_fusion_fits_on_validation_days_and_is_evaluated_like_any_model(tiny_tra
     assert not set(scored) & set(manifest.holdout_days)
     fit = summary["fusion"]
     assert fit["fit_days"] == manifest.validation_days and fit["pairs"] > 0
-    assert set(fit["weights"]) == set(fusion.DEFAULT_COMPONENTS)
+    assert list(fit["weights"]) == fusion.input_names(fusion.DEFAULT_COMPONENTS, fusion.INPUTS)
+    assert {"watched", "recency", "two_tower*unseen", "als_logrank"} <= set(fit["weights"])
     assert summary["two_tower"]["steps"] == 6  # the component was trained in the run
     assert 0 <= summary["best_val_recall@50"] <= 1
     export = model("fusion").export_dir(out)
@@ -103,10 +118,11 @@ def test_fusion_fits_on_validation_days_and_is_evaluated_like_any_model(tiny_tra
     assert metrics["model_name"] == "fusion" and metrics["embeddings_finite"]
     assert 0 <= metrics["model"]["recall@50"] <= 1 and "rewatch" in metrics["baselines"]
 
-    # a second blend reuses that two-tower export and another normalisation
+    # a second blend reuses that two-tower export, another normalisation and no other inputs
     again = train_run(lake, run_id, tmp_path / "reused", model_name="fusion",
                       two_tower_export=str(export / "two_tower"), normalise="zscore",
-                      components=("two_tower", "rewatch", "segment_popularity"), **TINY_LOOP)
+                      components=("two_tower", "rewatch", "segment_popularity"), inputs=(),
+                      **TINY_LOOP)
     assert "two_tower" not in again and set(again["fusion"]["weights"]) == {
         "two_tower", "rewatch", "segment_popularity"}
     scorer = model("fusion").load(model("fusion").export_dir(tmp_path / "reused"))

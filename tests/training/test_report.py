@@ -447,3 +447,56 @@ def test_the_release_summary_ends_with_the_model_beside_the_best_baseline(tmp_pa
         "two_tower v2: recall@50 0.400 ")
     assert release.main(["--models", str(models)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == lines[-1]
+
+
+STUDY = {  # training.tune's study.json, cut to what the page and the manifest read
+    "study": "study", "model": "two_tower", "run_id": "tiny",
+    "days": {"train": ["2026-02-04", "2026-02-05"], "validation": ["2026-02-05"],
+             "test": ["2026-02-06"], "tuning_train": ["2026-02-04"]},
+    "sample": {"users_fraction": 0.5},
+    "best": {"number": 2, "value": 0.7, "params": {"learning_rate": 0.003},
+             "settings": {"learning_rate": 0.003, "batch_size": 64}},
+    "trials": [{"number": 0, "state": "complete", "value": 0.5, "epochs_run": 4,
+                "seconds": 40.0},
+               {"number": 1, "state": "pruned", "value": None, "epochs_run": 1,
+                "seconds": 10.0},
+               {"number": 2, "state": "complete", "value": 0.7, "epochs_run": 2,
+                "seconds": 20.0}],
+    "history": [{"number": 0, "state": "complete", "value": 0.5, "best_so_far": 0.5},
+                {"number": 1, "state": "pruned", "value": 0.2, "best_so_far": 0.5},
+                {"number": 2, "state": "complete", "value": 0.7, "best_so_far": 0.7}],
+    "importances": {"learning_rate": 0.8, "gamma": 0.2},
+    "timings": {"trials": 3, "complete": 2, "pruned": 1, "other": 0, "trials_per_hour": 90.0},
+}
+
+
+def test_a_run_from_a_study_shows_its_history_and_importances_and_publishes_them(tiny_set,
+                                                                                   tmp_path):
+    run = release.RunFolder(tmp_path / "run")
+    run.model.mkdir(parents=True)
+    (run.model / "metrics.json").write_text(json.dumps(METRICS))
+    plain = report.write_run_report(tmp_path / "plain.html", tiny_set, run.model, run.metrics,
+                                    {}).read_text()
+    assert "Tuning study" not in plain
+    assert release.publish_record(tiny_set, run, "two_tower")["study"] is None
+    run.tune.mkdir()
+    run.study.write_text(json.dumps(STUDY))
+    page = report.write_run_report(tmp_path / "tuned.html", tiny_set, run.model, run.metrics,
+                                   {}, study_path=run.study).read_text()
+    assert len(_images(page)) == len(_images(plain)) + 2  # history and importances
+    assert "alt='study history'" in page and "alt='parameter importances'" in page
+    assert "<td>test days (never seen by a trial)</td><td>2026-02-06</td>" in page
+    assert "<tr class='pass'><td>2</td><td>complete</td><td>0.700</td>" in page  # best trial
+    record = release.publish_record(tiny_set, run, "two_tower")
+    assert record["study"]["best_trial"] == 2 and record["study"]["best_value"] == 0.7
+    assert record["study"]["settings"] == {"learning_rate": 0.003, "batch_size": 64}
+    assert record["study"]["days"]["test"] == ["2026-02-06"]
+    assert record["training_set"]["holdout_days"] == ["2026-02-06"]
+
+
+def test_a_study_without_importances_says_why():
+    page = report.build_report("t", {}, [], None, {}, None,
+                               study={**STUDY, "importances": None,
+                                      "note": "importances need at least 3 complete trials"})
+    assert "alt='study history'" in page and "alt='parameter importances'" not in page
+    assert "no parameter importances (importances need at least 3 complete trials)" in page

@@ -213,3 +213,24 @@ def test_every_epoch_is_reported_and_the_last_epochs_can_be_averaged(tiny_traini
     with pytest.raises(ValueError, match="in-process"):
         train_run(tiny_training_set["lake"], tiny_training_set["run_id"], tmp_path / "w",
                   workers=2, on_epoch=lambda epoch, entry: None)
+
+
+@pytest.mark.engine
+def test_a_study_before_training_gives_the_best_trials_settings(tiny_training_set, tmp_path):
+    lake, run_id = tiny_training_set["lake"], tiny_training_set["run_id"]
+    manifest = TrainingSet(lake, run_id).manifest
+    settings = tune.StudySettings(epochs=1, startup_trials=1)
+    lines: list[str] = []
+    overrides = tune.tuned_overrides(lake, run_id, tmp_path / "tune", 2,
+                                     {**TINY, "max_steps": 3}, settings, print_fn=lines.append)
+    summary = json.loads((tmp_path / "tune" / "study.json").read_text())
+    assert overrides == {**TINY, "max_steps": 3, **tune.to_settings(summary["best"]["params"])}
+    assert summary["days"]["test"] == manifest.holdout_days  # recorded, never a trial's
+    assert summary["days"]["validation"] == manifest.validation_days
+    assert sum(line.startswith("trial ") for line in lines) == 2  # a line per trial
+    with pytest.raises(ValueError, match="two_tower model, not 'fusion'"):
+        tune.tuned_overrides(lake, run_id, tmp_path / "f", 1, {}, settings, "fusion")
+    with pytest.raises(ValueError, match="StudySettings: sample_users"):
+        from features.checks import config_from
+
+        config_from(tune.StudySettings, {"sample_users": 0})

@@ -2,7 +2,14 @@
 
 Each component scorer's `[U, A]` scores are normalised per user-day row (`rank`: the
 candidate's rank among the day's candidates scaled to 0 .. 1; `zscore`: centred and scaled
-by the row's standard deviation), and the fused score is a weighted sum of them. The weights
+by the row's standard deviation). Beside them, optional input groups (`inputs`): each
+component's z-score too (`zscore`) and its log-rank (`log_rank`: 1 - log(1 + position) /
+log(A), finer than the rank near the top, where recall@50 is decided); the user's history
+with the candidate (`history`: watched before, log watch seconds, recency 1 / days since
+the last watch, log days watched, all from the lake strictly before the day); each model
+component's rank among the anchors the user never watched (`unseen`: rank x not watched,
+so discovery gets its own weight) and for users without history (`cold_user`). The fused
+score is a weighted sum of these inputs. The weights
 come from a small pairwise logistic regression (a linear RankNet: the probability that a
 positive outranks an unwatched candidate is sigmoid(w . (x_pos - x_neg)), with an L2 penalty)
 fitted on the *validation days* only: each labelled positive of a user-day is paired with
@@ -46,7 +53,10 @@ TWO_TOWER = "two_tower"
 DEFAULT_COMPONENTS = (TWO_TOWER, "als", "item_cf", "rewatch", "segment_popularity",
                       "recent_popularity")
 REFUSED = ("oracle", "content_oracle")  # ground truth: a ceiling, never an input
-CHUNK_USERS = 2048  # users scored at once: K x chunk x A floats in memory
+CHUNK_USERS = 512  # users scored at once: F inputs x chunk x A floats in memory
+INPUTS = ("zscore", "log_rank", "history", "unseen", "cold_user")
+HISTORY = ("watched", "log_seconds", "recency", "log_days")
+DISCOVERY = (TWO_TOWER, "als", "item_cf", "segment_popularity", "recent_popularity")
 
 
 class FusionConfig(BaseModel):
@@ -54,6 +64,7 @@ class FusionConfig(BaseModel):
 
     components: tuple[str, ...] = DEFAULT_COMPONENTS
     normalise: Literal["rank", "zscore"] = "rank"
+    inputs: tuple[str, ...] = INPUTS  # input groups beside the normalised scores (see above)
     # an existing two-tower export to blend (copied into the fusion's export); None: train one
     two_tower_export: str | None = None
     two_tower_settings: dict[str, Any] = {}  # TwoTowerConfig fields of the trained component
@@ -69,6 +80,14 @@ class FusionConfig(BaseModel):
             raise ValueError(f"{refused} score with the simulator's truth: never a component")
         if not value or len(set(value)) != len(value):
             raise ValueError("components must be distinct and at least one")
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(INPUTS))
+        if unknown or len(set(value)) != len(value):
+            raise ValueError(f"inputs must be distinct, of {INPUTS}; got {list(value)}")
         return value
 
 
@@ -90,6 +109,84 @@ def normalise(scores: np.ndarray, how: str) -> np.ndarray:
         z = (scores - scores.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
         return np.clip(z, -5.0, 5.0)
     raise ValueError(f"unknown normalisation {how!r}")
+
+
+def log_rank(scores: np.ndarray) -> np.ndarray:
+    """`[U, A]` 1 - log(1 + position) / log(A) per row (1 for the top candidate, ties by
+    order): spreads the top of the ranking, where rank / A bunches it near 1."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0, posinf=1e9,
+                           neginf=-1e9)
+    if scores.ndim != 2 or scores.shape[1] < 2 or 0 in scores.shape:
+        return np.ones_like(scores)
+    position = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1)
+    return 1.0 - np.log1p(position) / np.log(scores.shape[1])
+
+
+class History:
+    """Each user's past with each candidate from the lake's daily_user_anchor, strictly
+    before the scored day (read once per day): `[U, A]` watched before, log1p of the watch
+    seconds, 1 / days since the last watch, log1p of the days watched."""
+
+    def __init__(self, lake_root: Path | str, fmt: str) -> None:
+        self.lake_root, self.fmt = Path(lake_root), fmt
+        self._fits: dict[str, tuple] = {}
+
+    def _fit(self, day: str) -> tuple:
+        if day not in self._fits:
+            import scipy.sparse as sp
+
+            from features.catalog import DAILY_USER_ANCHOR
+            from training.models.history import age_days, read_before
+
+            past = read_before(self.lake_root, DAILY_USER_ANCHOR, day,
+                               ["user_id", "anchor_id", "watch_seconds"], self.fmt)
+            users, u = np.unique(past["user_id"].astype(np.int64), return_inverse=True)
+            anchors, a = np.unique(past["anchor_id"].astype(np.int64), return_inverse=True)
+            shape = (len(users), len(anchors))
+            age = age_days(past["dt"], day).astype(np.float64)
+
+            def matrix(values):  # duplicates summed
+                return sp.csr_matrix((values, (u, a)), shape=shape)
+
+            # 1 / the age of the most recent watch (the first row of each pair by age)
+            key = u.astype(np.int64) * max(len(anchors), 1) + a
+            order = np.lexsort((age, key))
+            first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(key) else order
+            recent = sp.csr_matrix((1.0 / np.maximum(age[first], 1), (u[first], a[first])),
+                                   shape=shape)
+            self._fits[day] = (users, anchors, matrix(past["watch_seconds"].astype(float)),
+                               recent, matrix(np.ones(len(age))))
+        return self._fits[day]
+
+    def features(self, day: str, users: Columns, anchors: Columns) -> dict[str, np.ndarray]:
+        from training.models.history import pair_values
+
+        fit_users, fit_anchors, seconds, recent, days = self._fit(day)
+
+        def values(m):
+            return pair_values(fit_users, fit_anchors, users["user_id"], anchors["anchor_id"],
+                               lambda u, a: m[u][:, a].toarray())[0]
+
+        watched_seconds = values(seconds)
+        return {"watched": (watched_seconds > 0).astype(np.float64),
+                "log_seconds": np.log1p(watched_seconds), "recency": values(recent),
+                "log_days": np.log1p(values(days))}
+
+
+def input_names(components: Sequence[str], inputs: Sequence[str]) -> list[str]:
+    """The names of the fused inputs, in the order `features` stacks them."""
+    names = list(components)
+    if "zscore" in inputs:
+        names += [f"{c}_z" for c in components]
+    if "log_rank" in inputs:
+        names += [f"{c}_logrank" for c in components]
+    if "history" in inputs or "unseen" in inputs:
+        names += list(HISTORY)
+    if "unseen" in inputs:
+        names += [f"{c}*unseen" for c in components if c in DISCOVERY]
+    if "cold_user" in inputs:
+        names += [f"{c}*cold_user" for c in components if c in DISCOVERY]
+    return names
 
 
 def fit_pairwise(diffs: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
@@ -141,9 +238,28 @@ def component_scorers(data: TrainingSet, names: Sequence[str], two_tower_dir: Pa
 
 
 def features(scorers: Mapping[str, Any], day: str, users: Columns, anchors: Columns,
-             how: str) -> np.ndarray:
-    """`[K, U, A]` normalised scores of every component (in `scorers` order)."""
-    return np.stack([normalise(s.score(day, users, anchors), how) for s in scorers.values()])
+             how: str, inputs: Sequence[str] = (), history: History | None = None
+             ) -> np.ndarray:
+    """`[F, U, A]` inputs of the blend, named by `input_names(scorers, inputs)`: every
+    component's normalised scores, then the `inputs` groups."""
+    raw = [np.asarray(s.score(day, users, anchors), dtype=np.float64) for s in scorers.values()]
+    rows = [normalise(r, how) for r in raw]
+    if "zscore" in inputs:
+        rows += [normalise(r, "zscore") / 5.0 for r in raw]  # 0 .. +-1, as the ranks
+    if "log_rank" in inputs:
+        rows += [log_rank(r) for r in raw]
+    if "history" in inputs or "unseen" in inputs:
+        if history is None:
+            raise ValueError("fusion: the history inputs need the lake's history")
+        past = history.features(day, users, anchors)
+        rows += [past[n] for n in HISTORY]
+        unseen = 1.0 - past["watched"]
+    if "unseen" in inputs:
+        rows += [rows[k] * unseen for k, c in enumerate(scorers) if c in DISCOVERY]
+    if "cold_user" in inputs:
+        cold = (~np.asarray(users["user_has_history"]).astype(bool)).astype(np.float64)[:, None]
+        rows += [rows[k] * cold for k, c in enumerate(scorers) if c in DISCOVERY]
+    return np.stack(rows)
 
 
 def fold_of(user_ids: np.ndarray, seed: int) -> np.ndarray:
@@ -154,8 +270,9 @@ def fold_of(user_ids: np.ndarray, seed: int) -> np.ndarray:
 
 
 def pair_differences(data: TrainingSet, held: Sequence, scorers: Mapping[str, Any],
-                     config: FusionConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(`[N, K]` positive-minus-negative features, `[N]` the user's fold) over the held days."""
+                     config: FusionConfig, history: History | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(`[N, F]` positive-minus-negative inputs, `[N]` the user's fold) over the held days."""
     rng = np.random.default_rng(config.fit_seed)
     diffs, folds = [], []
     for day in held:
@@ -163,7 +280,7 @@ def pair_differences(data: TrainingSet, held: Sequence, scorers: Mapping[str, An
         for start in range(0, len(pool), CHUNK_USERS):
             rows = pool[start:start + CHUNK_USERS]
             x = features(scorers, day.day, _rows(day.users, rows), day.anchors,
-                         config.normalise)
+                         config.normalise, config.inputs, history)
             r, c = np.nonzero(day.positives[rows])
             n = day.negatives.shape[1]
             if not len(r) or not n:
@@ -175,17 +292,21 @@ def pair_differences(data: TrainingSet, held: Sequence, scorers: Mapping[str, An
             diffs.append(d.transpose(1, 2, 0)[valid])
             user_fold = fold_of(day.users["user_id"][rows], config.fit_seed)
             folds.append(np.broadcast_to(user_fold[r][:, None], valid.shape)[valid])
-    k = len(scorers)
+    k = len(input_names(list(scorers), config.inputs))
     return (np.concatenate(diffs) if diffs else np.zeros((0, k)),
             np.concatenate(folds) if folds else np.zeros(0, dtype=np.int64))
 
 
 class FusionScorer:
-    """The weighted sum of the components' normalised scores (a Scorer)."""
+    """The weighted sum of the blend's inputs (a Scorer): `weights` names each input
+    (`input_names`)."""
 
     def __init__(self, scorers: Mapping[str, Any], weights: Mapping[str, float], how: str,
-                 folds: Mapping[int, Mapping[str, float]] | None = None, seed: int = 0) -> None:
+                 folds: Mapping[int, Mapping[str, float]] | None = None, seed: int = 0,
+                 inputs: Sequence[str] = (), history: History | None = None) -> None:
         self.scorers, self.weights, self.how = dict(scorers), dict(weights), how
+        self.inputs, self.history = tuple(inputs), history
+        self.names = input_names(list(self.scorers), self.inputs)
         self.folds, self.seed = folds, seed  # cross-fit: each user gets the other fold's
         self.finite = True
 
@@ -194,9 +315,13 @@ class FusionScorer:
         export_dir = Path(export_dir)
         spec = json.loads((export_dir / FUSION_FILE).read_text())
         data = TrainingSet(spec["lake_root"], spec["run_id"], check_inputs=False)
-        scorers = component_scorers(data, list(spec["weights"]), export_dir / TWO_TOWER,
+        # an export from before `inputs` names its components by their weights
+        components = spec.get("components") or list(spec["weights"])
+        scorers = component_scorers(data, components, export_dir / TWO_TOWER,
                                     spec.get("seed", 0))
-        return FusionScorer(scorers, spec["weights"], spec["normalise"])
+        inputs = spec.get("inputs", [])
+        return FusionScorer(scorers, spec["weights"], spec["normalise"], inputs=inputs,
+                            history=History(data.lake_root, spec.get("format", "delta")))
 
     def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
         n_users = len(users["user_id"])
@@ -205,15 +330,14 @@ class FusionScorer:
             rows = np.arange(start, min(start + CHUNK_USERS, n_users))
             chunk = _rows(users, rows)
             if self.folds is None:
-                weights = np.array([[self.weights[n] for n in self.scorers]] * len(rows))
+                weights = np.array([[self.weights[n] for n in self.names]] * len(rows))
             else:  # a user of fold f is scored with the weights fitted on the other fold
                 fold = fold_of(chunk["user_id"], self.seed)
-                table = np.array([[self.folds[1 - f][n] for n in self.scorers] for f in (0, 1)])
+                table = np.array([[self.folds[1 - f][n] for n in self.names] for f in (0, 1)])
                 weights = table[fold]
-            for k, scorer in enumerate(self.scorers.values()):
-                part = normalise(scorer.score(day, chunk, anchors), self.how)
-                out[rows] += weights[:, k:k + 1] * part
-                self.finite = self.finite and bool(getattr(scorer, "finite", True))
+            x = features(self.scorers, day, chunk, anchors, self.how, self.inputs, self.history)
+            out[rows] = np.einsum("uf,fua->ua", weights, x)
+        self.finite = all(bool(getattr(s, "finite", True)) for s in self.scorers.values())
         return out
 
 
@@ -232,8 +356,9 @@ def fit_fusion(data: TrainingSet, scorers: Mapping[str, Any], config: FusionConf
     held = held_out_days(data, EvalSettings(seed=config.fit_seed), days)
     if {d.day for d in held} != set(days):
         raise AssertionError("fusion read a day other than the validation days")
-    diffs, folds = pair_differences(data, held, scorers, config)
-    names = list(scorers)
+    history = History(data.lake_root, data.manifest.format)
+    diffs, folds = pair_differences(data, held, scorers, config, history)
+    names = input_names(list(scorers), config.inputs)
     w, loss = fit_pairwise(diffs, config.l2)
     by_fold = {}
     for f in (0, 1):
@@ -241,7 +366,7 @@ def fit_fusion(data: TrainingSet, scorers: Mapping[str, Any], config: FusionConf
         fw = fit_pairwise(part, config.l2)[0] if len(part) else w
         by_fold[f] = dict(zip(names, map(float, fw), strict=True))
     crossfit = FusionScorer(scorers, dict(zip(names, map(float, w), strict=True)),
-                            config.normalise, by_fold, config.fit_seed)
+                            config.normalise, by_fold, config.fit_seed, config.inputs, history)
     value = validation_metrics(data, crossfit, held=held)
     return {"weights": dict(zip(names, map(float, w), strict=True)), "loss": loss,
             "pairs": int(len(diffs)), "fit_days": days,
@@ -297,7 +422,8 @@ class Fusion(Model):
         fit = fit_fusion(data, scorers, config)
         atomic_write_json(export / FUSION_FILE, {
             "components": list(scorers), "weights": fit["weights"],
-            "normalise": config.normalise, "lake_root": str(data.lake_root.resolve()),
+            "normalise": config.normalise, "inputs": list(config.inputs),
+            "lake_root": str(data.lake_root.resolve()),
             "run_id": data.run_id, "format": data.manifest.format, "seed": loop.seed,
             "fit": {k: v for k, v in fit.items() if k != "weights"}})
         log.info("fusion weights %s; cross-fitted validation recall@50 %s", fit["weights"],

@@ -4,7 +4,8 @@ The simulator writes the day as JSON lines; the same day is converted into every
 `jobs.landing` reads (JSON lines, CSV, TSV and Parquet, each also gzipped), all four
 sources alike, and each copy is ingested into a fresh lake. One line per format: seconds,
 session lines in per second, throughput relative to JSON lines, and the seconds of that
-spent parsing the session files (`jobs.landing.read_day`, timed apart: part of the ingest).
+spent reading the session files (`jobs.landing_columns.read_lines`: parsing, and for JSON
+lines the row-local checks of the columnar path; timed apart, part of the ingest).
 
 Rows that a format cannot hold keep their kind of fault where they can: a line that is not
 a JSON object becomes a CSV/TSV row of one cell (unparsable there too), a string id stays a
@@ -144,7 +145,7 @@ def main() -> None:
 
     from jobs.engine import spark_session
     from jobs.lake import Lake
-    from jobs.landing import read_day
+    from jobs.landing_columns import read_lines
 
     spark = spark_session("sail")
     results: dict[str, dict] = {}
@@ -157,8 +158,8 @@ def main() -> None:
         for fmt in formats:
             landing = root / f"landing-{fmt}"
             size = convert(simulated, landing, fmt)
-            parse = timed(lambda landing=landing: read_day(
-                landing / "watch_sessions" / f"dt={DAY}", "watch_sessions"))
+            parse = timed(lambda landing=landing: read_lines(
+                landing / "watch_sessions" / f"dt={DAY}", "watch_sessions", DAY))
             lake = Lake(root / f"lake-{fmt}", spark)
             seconds, summary = _ingest(lake, landing)
             sessions = summary["sources"]["watch_sessions"]
@@ -178,8 +179,9 @@ def main() -> None:
     report(f"ingestion of one day per landing format ({args.scale} scale, embedded Sail, Delta)",
            rows)
     print("rows/s: session lines in per second of the whole ingest (four sources); vs JSON: "
-          "that throughput over JSON lines';\nparse s: parsing the session files alone "
-          "(jobs.landing.read_day), part of seconds; MB: the day's files in that format")
+          "that throughput over JSON lines';\nparse s: reading the session files alone "
+          "(jobs.landing_columns.read_lines), part of seconds; MB: the day's files in that "
+          "format")
     if args.jvm:
         report(f"ingestion of one day ({lines:,} lines, {args.scale} scale), JSON lines", [
             ("Sail (Delta)", f"{sail:6.2f} s  {lines / sail:>12,.0f} rows/s"),

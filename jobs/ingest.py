@@ -7,9 +7,11 @@ Inputs (one folder per source and day; see README "Bring your own log"):
   <landing>/live_schedule/dt=D/    -> live_schedule (dt = D)
 Files are listed and parsed by `jobs.landing` (JSON lines, CSV/TSV, Parquet, any gzipped)
 and judged by `features.validation`, all before the first write: a bad file fails the day
-naming it, with nothing of the day committed. Every line is accepted or goes to
-`quarantine` (dt = D) with its reason; lines in (counted apart from the parser) = accepted +
-quarantined is checked per source after the writes, and the day's record
+naming it, with nothing of the day committed. Plain valid JSON lines, most of a day, are
+parsed and judged in bulk with Arrow (`jobs.landing_columns`); ids, duplicates and
+reasons after the row-local rules are judged with Arrow for all lines alike. Every line is
+accepted or goes to `quarantine` (dt = D) with its reason; lines in (counted apart from the
+parser) = accepted + quarantined is checked per source after the writes, and the day's record
 (`features.day_status`) is written last. Ids are checked against the users and anchors of
 the landing days <= D (day folders parsed as dates), so a day can be ingested without the
 other days' runs (backfills run days in parallel).

@@ -229,13 +229,14 @@ def _json_file(path: Path, index: int, source: str, day: str, time_format: str
     data = read_bytes(path, gz)
     total = count_lines(data)
     records: list[tuple[int, Record]] = []
-    numbers: np.ndarray | None = None
+    if data and not data.endswith(b"\n"):
+        data += b"\n"  # every value of the line array then ends in a newline
+    lines, offsets = _line_array(data)
+    numbers = np.arange(1, len(lines) + 1, dtype=np.int64)
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:  # the undecodable lines go per record; the rest stay here
-        raws, keep = data.split(b"\n"), []
-        if raws and raws[-1] == b"":
-            raws.pop()
+        lines.validate(full=True)  # UTF-8 of every line, in C
+    except pa.ArrowInvalid:  # the undecodable lines go per record; the rest stay here
+        raws, keep = data.split(b"\n")[:-1], []
         for number, raw in enumerate(raws, 1):
             try:
                 raw.decode("utf-8")
@@ -243,12 +244,8 @@ def _json_file(path: Path, index: int, source: str, day: str, time_format: str
             except UnicodeDecodeError:
                 records.append((index, json_record(path.name, number, raw.removesuffix(b"\r"))))
         data = b"".join(raws[n - 1] + b"\n" for n in keep)
+        lines, offsets = _line_array(data)
         numbers = np.array(keep, np.int64)
-    if data and not data.endswith(b"\n"):
-        data += b"\n"  # every value of the line array then ends in a newline
-    lines, offsets = _line_array(data)
-    if numbers is None:
-        numbers = np.arange(1, len(lines) + 1, dtype=np.int64)
     shapes = _shapes(source, time_format)
     plain = pc.match_substring_regex(lines, _plain_pattern(shapes))
     positions = pc.indices_nonzero(plain).to_numpy().astype(np.int64)

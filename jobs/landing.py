@@ -1,5 +1,8 @@
 r"""Landing files behind one interface: list a day folder explicitly, parse each file by its
-format into records, count its lines apart from the parser. Engine-free (no Spark).
+format into records, count its lines apart from the parser. Engine-free (no Spark). A day
+folder is read by `jobs.landing_columns.read_lines`: plain JSON lines in bulk there, every
+other line and format through the per-record reader here (the reference both are tested
+against).
 
 Formats, by file name: `.jsonl` / `.json` (JSON lines), `.csv` / `.tsv` (a header record,
 then one record per row; empty cell = null), `.parquet`; any of them with `.gz`. A line
@@ -411,11 +414,6 @@ def read_file(path: Path, source: str, time_format: str = "iso") -> list[Record]
                                f"but {len(records)} parsed")
         records = records[1:]  # the header
     return records
-
-
-def read_day(folder: Path, source: str, time_format: str = "iso") -> list[Record]:
-    """Every record of a day folder, file by file in name order."""
-    return [r for path in list_day_files(folder) for r in read_file(path, source, time_format)]
 
 
 def capped_payload(text: str, size: int = 0) -> tuple[str, int, str]:

@@ -77,7 +77,7 @@ class Lines:
     files: list[str]
 
 
-def value_schema(source: str, time_format: str = "iso") -> pa.Schema:
+def value_schema(source: str) -> pa.Schema:
     """The typed columns of a valid line of `source`, as the judge hands them on."""
     if source == "watch_sessions":
         return pa.schema([("user_id", pa.int64()), ("anchor_id", pa.int64()),
@@ -113,7 +113,7 @@ def _plain_pattern(shapes: dict[str, tuple[str, pa.DataType]]) -> str:
 
 def _line_array(data: bytes) -> tuple[pa.Array, np.ndarray]:
     """The lines of `data` as one Arrow string array (each value a line with its line end,
-    no copy), and the start offsets (n + 1). `data` must be valid UTF-8."""
+    no copy), and the start offsets (n + 1). Its UTF-8 is not checked here."""
     newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1
     ends = newlines if data.endswith(b"\n") or not data else np.append(newlines, len(data))
     offsets = np.concatenate([[0], ends]).astype(np.int64)
@@ -261,7 +261,7 @@ def _json_file(path: Path, index: int, source: str, day: str, time_format: str
     valid = pa.table([pa.array((index << 32) + numbers[at]), pa.array(numbers[at]), text,
                       pc.binary_length(text).cast(pa.int64()),
                       *[pc.filter(v, mask) for v in values]],
-                     schema=valid_schema(source, time_format))
+                     schema=valid_schema(source))
     rest = np.ones(len(lines), bool)
     rest[at] = False
     for position in np.flatnonzero(rest):
@@ -273,9 +273,9 @@ def _json_file(path: Path, index: int, source: str, day: str, time_format: str
     return total, valid, records
 
 
-def valid_schema(source: str, time_format: str = "iso") -> pa.Schema:
+def valid_schema(source: str) -> pa.Schema:
     """Columns of `Lines.valid`: where each line came from, its text, its values."""
-    return pa.schema([*ROW_COLUMNS, *value_schema(source, time_format)])
+    return pa.schema([*ROW_COLUMNS, *value_schema(source)])
 
 
 def read_lines(folder: Path, source: str, day: str, time_format: str = "iso",
@@ -294,6 +294,6 @@ def read_lines(folder: Path, source: str, day: str, time_format: str = "iso",
             lines = len(file_records)
             records.extend((index, r) for r in file_records)
         total += lines
-    schema = valid_schema(source, time_format)
+    schema = valid_schema(source)
     valid = pa.concat_tables(tables) if tables else schema.empty_table()
     return Lines(total, valid, records, [p.name for p in files])

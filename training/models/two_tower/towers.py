@@ -26,6 +26,9 @@ import tensorflow as tf
 CONTENT = "content"
 PREFERENCE = "preference"
 GROUPS = (CONTENT, PREFERENCE)
+# How a memory channel pools its rows: "normalised", the unit-norm weighted sum;
+# "max_scaled", the sum of unit rows weighted by their share of the largest weight
+MEMORY_POOLINGS = ("normalised", "max_scaled")
 
 
 def _check_group(name: str, group: str) -> None:
@@ -253,9 +256,14 @@ class Tower(keras.Model):
                  hidden_units: Sequence[int] = (128, 64), preference_dropout_rate: float = 0.0,
                  activation: str = "relu", seed: int | None = None,
                  memory_embedding: keras.layers.Embedding | None = None,
-                 memory_weight: float = 0.0, **kwargs) -> None:
+                 memory_weight: float = 0.0, memory_pooling: str = "normalised",
+                 **kwargs) -> None:
         kwargs.setdefault("autocast", False)  # raw inputs reach the encoders unrounded
         super().__init__(**kwargs)
+        if memory_pooling not in MEMORY_POOLINGS:
+            raise ValueError(f"memory_pooling must be one of {MEMORY_POOLINGS}, "
+                             f"got {memory_pooling!r}")
+        self.memory_pooling = memory_pooling
         if (spec.memory is None) != (memory_embedding is None):
             raise ValueError("a memory channel needs both spec.memory and memory_embedding")
         if not 0.0 <= memory_weight <= 1.0:
@@ -345,11 +353,17 @@ class Tower(keras.Model):
         if self.memory is None:
             return out
         memory = self._memory(features, batch) * keep
-        return tf.concat([out * (1.0 - self.memory_weight) ** 0.5,
-                          memory * self.memory_weight ** 0.5], axis=1)
+        out = tf.concat([out * (1.0 - self.memory_weight) ** 0.5,
+                         memory * self.memory_weight ** 0.5], axis=1)
+        if self.memory_pooling == "max_scaled":
+            # a long history sums to more than unit length: scaled back to unit norm, which
+            # keeps the user's ranking and bounds the logits; shorter rows (a lone anchor
+            # id, a cold user or anchor) stay as they are
+            out = out / tf.maximum(tf.norm(out, axis=-1, keepdims=True), 1.0)
+        return out
 
     def _memory(self, features: dict[str, tf.Tensor], batch: tf.Tensor) -> tf.Tensor:
-        """`[B, memory_dim]` float32: the normalised weighted sum of the memory rows."""
+        """`[B, memory_dim]` float32: the memory rows pooled as `memory_pooling` says."""
         ids = tf.reshape(tf.cast(features[self.memory.ids], tf.int64), [batch, -1])
         rows = self.memory_embedding.input_dim - 1  # the out-of-vocabulary row
         valid = tf.cast(ids > 0, tf.float32)
@@ -358,6 +372,14 @@ class Tower(keras.Model):
         if self.memory.weights:
             weights = valid * tf.reshape(tf.cast(features[self.memory.weights], tf.float32),
                                          [batch, -1])
+        if self.memory_pooling == "max_scaled":
+            # each row a unit vector, each weight a share of the user's largest: an anchor's
+            # score is the sum of its cosines with the history, weighted, so every history
+            # anchor counts as much as its weight says whatever the history's length
+            embedded = tf.math.l2_normalize(embedded, axis=-1)
+            weights = tf.math.divide_no_nan(weights, tf.reduce_max(weights, axis=1,
+                                                                   keepdims=True))
+            return tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
         total = tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
         return tf.math.l2_normalize(total, axis=-1)  # an empty memory stays zero
 
@@ -388,7 +410,8 @@ class TwoTowerModel(keras.Model):
                  hidden_units: Sequence[int] = (128, 64), user_dropout_rate: float = 0.0,
                  anchor_dropout_rate: float = 0.0, seed: int | None = None,
                  memory_rows: int = 0, memory_dim: int = 32, memory_weight: float = 0.0,
-                 memory_trainable: bool = True, **kwargs) -> None:
+                 memory_trainable: bool = True, memory_pooling: str = "normalised",
+                 **kwargs) -> None:
         kwargs.setdefault("autocast", False)  # as Tower: inputs pass through unrounded
         super().__init__(**kwargs)
         shared = None
@@ -403,11 +426,11 @@ class TwoTowerModel(keras.Model):
             raise ValueError("a memory channel needs a memory on both towers")
         self.user_tower = Tower(user_spec, output_dim, hidden_units, user_dropout_rate,
                                 seed=seed, memory_embedding=shared, memory_weight=memory_weight,
-                                name="user_tower")
+                                memory_pooling=memory_pooling, name="user_tower")
         self.anchor_tower = Tower(anchor_spec, output_dim, hidden_units, anchor_dropout_rate,
                                   seed=None if seed is None else seed + 1,
                                   memory_embedding=shared, memory_weight=memory_weight,
-                                  name="anchor_tower")
+                                  memory_pooling=memory_pooling, name="anchor_tower")
         self.built = True
 
     def call(self, features: dict[str, tf.Tensor],

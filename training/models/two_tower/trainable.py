@@ -84,7 +84,8 @@ class TwoTowerTrainable:
                                    memory_rows=prepared.vocab.anchor_rows,
                                    memory_dim=config.memory_dim,
                                    memory_weight=config.memory_weight,
-                                   memory_trainable=config.memory_trainable)
+                                   memory_trainable=config.memory_trainable,
+                                   memory_pooling=config.memory_pooling)
         with dtype_policy("float32"):  # a layer autocasts its inputs to its own policy
             softmax = InBatchSoftmaxLoss(
                 num_negatives=min(config.num_negatives, replica_batch - 1),

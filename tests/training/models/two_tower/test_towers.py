@@ -300,3 +300,43 @@ def test_the_memory_channel_shares_anchor_rows_between_the_towers():
     np.testing.assert_allclose(cold[0, 8:], 0.0)  # a cold anchor has no memory row
     with pytest.raises(ValueError, match="both towers"):
         TwoTowerModel(user, ANCHOR, memory_rows=50)
+
+
+def test_max_scaled_memory_gives_every_history_anchor_its_weight_share():
+    from dataclasses import replace
+
+    from training.models.two_tower.towers import Memory
+
+    user = replace(USER, memory=Memory("user_history", "user_history_weights", width=4))
+    anchor = TowerSpec((*ANCHOR.features,
+                        CategoricalFeature("anchor_id", 50, 4, group="preference")),
+                       Memory("anchor_id"))
+    model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
+                          memory_dim=512, memory_weight=0.5, seed=0,
+                          memory_pooling="max_scaled")
+    rng = np.random.default_rng(0)
+    users = user_features(rng, 3)
+    # user 0: anchors 7, 9, 11, 13 at weights 4:2:1:1; user 1: anchor 7 alone; user 2: none
+    users["user_history"] = tf.constant([[7, 9, 11, 13], [7, 0, 0, 0], [0, 0, 0, 0]],
+                                        tf.int64)
+    users["user_history_weights"] = tf.constant([[4.0, 2, 1, 1], [5.0, 0, 0, 0], [0, 0, 0, 0]])
+    anchors = anchor_features(rng, 5)
+    anchors["anchor_id"] = tf.constant([7, 9, 11, 13, 20], tf.int64)
+    u = model.user_tower(users, training=False).numpy()
+    a = model.anchor_tower(anchors, training=False).numpy()
+    rows = model.user_tower.memory_embedding.embeddings.numpy()
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    # user 0, before the whole row is scaled back to unit norm: [sqrt(.5) mlp, sqrt(.5) m]
+    # with m = 1 * row 7 + 0.5 * row 9 + 0.25 * (rows 11 and 13), each row a unit vector
+    m = unit[7] + 0.5 * unit[9] + 0.25 * (unit[11] + unit[13])
+    length = np.sqrt(0.5 + 0.5 * m @ m)
+    np.testing.assert_allclose(u[0, 8:], np.sqrt(0.5) * m / length, atol=1e-5)
+    # the memory scores are the weight shares, up to the crosstalk of near-orthogonal rows
+    # (512 random dimensions: about 0.05) and the user's own positive scale
+    scores = u[0, 8:] @ a[:, 8:].T * length / 0.5
+    np.testing.assert_allclose(scores, [1.0, 0.5, 0.25, 0.25, 0.0], atol=0.15)
+    assert scores[0] > scores[1] > max(scores[2], scores[3]) > scores[4]
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), [1.0, 1.0, np.sqrt(0.5)], atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="memory_pooling"):
+        TwoTowerModel(user, anchor, memory_rows=50, memory_pooling="sum")

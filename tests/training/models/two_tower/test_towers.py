@@ -265,15 +265,21 @@ def test_forward_and_loss_compile_with_xla():
     assert loss.shape == (b,) and np.all(np.isfinite(loss))
 
 
-def test_the_memory_channel_shares_anchor_rows_between_the_towers():
+def memory_specs(width: int) -> tuple[TowerSpec, TowerSpec]:
+    """USER with a `width`-anchor weighted history, ANCHOR with its id, both as memories."""
     from dataclasses import replace
 
     from training.models.two_tower.towers import Memory
 
-    user = replace(USER, memory=Memory("user_history", "user_history_weights", width=3))
+    user = replace(USER, memory=Memory("user_history", "user_history_weights", width=width))
     anchor = TowerSpec((*ANCHOR.features,
                         CategoricalFeature("anchor_id", 50, 4, group="preference")),
                        Memory("anchor_id"))
+    return user, anchor
+
+
+def test_the_memory_channel_shares_anchor_rows_between_the_towers():
+    user, anchor = memory_specs(3)
     model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
                           memory_dim=6, memory_weight=0.36, seed=0)
     assert model.user_tower.memory_embedding is model.anchor_tower.memory_embedding
@@ -303,14 +309,7 @@ def test_the_memory_channel_shares_anchor_rows_between_the_towers():
 
 
 def test_max_scaled_memory_gives_every_history_anchor_its_weight_share():
-    from dataclasses import replace
-
-    from training.models.two_tower.towers import Memory
-
-    user = replace(USER, memory=Memory("user_history", "user_history_weights", width=4))
-    anchor = TowerSpec((*ANCHOR.features,
-                        CategoricalFeature("anchor_id", 50, 4, group="preference")),
-                       Memory("anchor_id"))
+    user, anchor = memory_specs(4)
     model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
                           memory_dim=512, memory_weight=0.5, seed=0,
                           memory_pooling="max_scaled")

@@ -1,5 +1,7 @@
-"""How well a written order mixes: the statistic behind "every mini-batch is a random sample".
+"""How well an order mixes: the statistic behind "every mini-batch is a random sample".
 
+The order tested is the one the trainer sees: rows as `training.reader` yields them (the
+written piles are unordered on purpose; the reader's permutation does the mixing).
 For consecutive batches of the order, compare each batch's counts per group (day, user
 bucket, anchor bucket) with the whole set's shares by Pearson's chi-square. Under a true
 shuffle the sum over batches follows chi-square with batches x (groups - 1) degrees of
@@ -8,7 +10,11 @@ freedom, so its z-score stays small; any ordering by day (or by user) makes it e
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
+
+MIXING_GROUPS = ("dt", "user_id", "anchor_id")
 
 
 def batch_mixing_z(groups: np.ndarray, batch_size: int) -> float:
@@ -29,3 +35,17 @@ def batch_mixing_z(groups: np.ndarray, batch_size: int) -> float:
     statistic = float((((counts - expected) ** 2)[:, present] / expected[present]).sum())
     dof = batches * (int(present.sum()) - 1)
     return (statistic - dof) / np.sqrt(2 * dof)
+
+
+def batches_mixing_z(batches: Iterable[Mapping[str, np.ndarray]], buckets: int = 16
+                     ) -> dict[str, float]:
+    """z-scores of consecutive `batches` (each holding dt, user_id, anchor_id; all but the
+    last of one size) by day, user bucket and anchor bucket (id mod `buckets`)."""
+    batches = list(batches)
+    if not batches:
+        raise ValueError("no batches to test")
+    size = len(batches[0]["dt"])
+    rows = {c: np.concatenate([np.asarray(b[c]) for b in batches]) for c in MIXING_GROUPS}
+    return {"day": batch_mixing_z(rows["dt"], size),
+            "user": batch_mixing_z(rows["user_id"] % buckets, size),
+            "anchor": batch_mixing_z(rows["anchor_id"] % buckets, size)}

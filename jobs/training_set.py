@@ -1,14 +1,18 @@
 """Training set of one run: M label days joined with the profiles of the same day; the
 last day(s) held out as test days, the V days before them as validation days (they choose:
-early stopping, tuning), the rest shuffled globally into shards. Validation and test rows
-share the `validation` table (told apart by dt and the manifest), never shuffled in.
+early stopping, tuning), the rest shuffled globally (piles, below). Validation and test
+rows share the `validation` table (told apart by dt and the manifest), never shuffled in.
 
 Profiles of dt = D were built from D-N .. D-1, so joining on the same dt cannot leak.
-The shuffle is a deterministic key xxhash64(seed, dt, user_id, anchor_id) kept in the
-rows: shard = key mod S, and rows are numbered by key inside each shard. On Sail a sort
-right before a write is dropped (measured: files stayed in source order, one day after
-another); a row number over the key is not, so every shard file holds the rows in key
-order, and any run of consecutive rows is a random sample of the whole set.
+The global shuffle is the two-stage Rao-Sandelius shuffle, split between this job and the
+reader. Here, stage one: each training row goes to a pile by a deterministic hash of
+(seed, dt, user_id, anchor_id), kept in the rows as `shuffle_key` (pile = `shard` = key
+mod P, one folder and one file per pile). A hash, never rand(): a retried task must place
+a row where its first attempt did (SPARK-23207). Piles are written unordered, in the order
+rows reach the writer: no sort is paid. Stage two is `training.reader`: it permutes each
+pile completely in memory and reads the piles in a random order per (seed, epoch), which
+makes every epoch a uniform random permutation. P is derived from the row count so that
+a pile holds at most about MAX_PILE_ROWS rows.
 
 Layout under the lake: training_sets/<run_id>/{train,validation,candidates} tables and
 manifest.json, written last (a run without a manifest is incomplete).
@@ -16,10 +20,11 @@ manifest.json, written last (a run without a manifest is incomplete).
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from features import day_status
@@ -45,7 +50,13 @@ from jobs.cli import int_in, job_parser, rows_summary, run_job
 from jobs.example_columns import anchor_feature_columns, user_feature_columns
 from jobs.lake import Lake
 
-DEFAULT_SHARDS = 8
+# The memory bound of a pile, which the reader holds whole: at the demo's 52 columns an
+# Arrow row is about 750 bytes (measured), so a pile is at most ~75 MB of the columns read
+# and about twice that while it is permuted.
+MAX_PILE_ROWS = 100_000
+# Training workers split the train files between them (training.loop): at least 8 piles
+# (as many as the shards before piles) so up to 8 workers each get whole piles.
+MIN_PILES = 8
 
 
 def examples(labels: DataFrame, users: DataFrame, anchors: DataFrame,
@@ -59,13 +70,21 @@ def examples(labels: DataFrame, users: DataFrame, anchors: DataFrame,
             .join(anchors.select(*anchor_feature_columns()), ["anchor_id", "dt"]))
 
 
-def shuffle_globally(df: DataFrame, seed: int, shards: int) -> DataFrame:
-    """Add shuffle_key, shard and pos (rank of the key in its shard); see module doc."""
+def pile_count(rows: int, min_piles: int = 1) -> int:
+    """Piles for `rows` rows: enough that the expected pile holds at most MAX_PILE_ROWS
+    (hashing spreads rows evenly: a pile of 100,000 expected rows varies by about 0.3%)."""
+    return max(min_piles, math.ceil(rows / MAX_PILE_ROWS), 1)
+
+
+def assign_piles(df: DataFrame, seed: int, piles: int) -> DataFrame:
+    """Add shuffle_key (the row's hash), shard (its pile) and pos (null: a pile has no
+    order; the column stays until features.examples drops it), with each pile in one
+    partition, so one task writes it as one file. See the module doc."""
     key = F.xxhash64(F.lit(seed), "dt", "user_id", "anchor_id")
-    in_shard = Window.partitionBy("shard").orderBy("shuffle_key")
     return (df.withColumn("shuffle_key", key)
-            .withColumn("shard", F.pmod("shuffle_key", F.lit(shards)).cast("int"))
-            .withColumn("pos", F.row_number().over(in_shard)))
+            .withColumn("shard", F.pmod("shuffle_key", F.lit(piles)).cast("int"))
+            .withColumn("pos", F.lit(None).cast("int"))
+            .repartition(piles, "shard"))
 
 
 def _table_version(lake: Lake, spec: TableSpec) -> int | None:
@@ -81,9 +100,12 @@ def _vocabulary(df: DataFrame, column: str) -> list[str]:
 
 
 def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days: int = 1,
-        seed: int = 7, shards: int = DEFAULT_SHARDS, validation_days: int = 0
+        seed: int = 7, shards: int = MIN_PILES, validation_days: int = 0
         ) -> TrainingSetManifest:
-    """Build the training set of `run_id` and write its manifest last; returns it."""
+    """Build the training set of `run_id` and write its manifest last; returns it.
+
+    The train table has at least `shards` piles, more when its rows need them to keep
+    each pile under MAX_PILE_ROWS; the manifest's `shards` is the count used."""
     base = run_folder(run_id)  # a safe folder name, checked before any work
     if not 1 <= holdout_days < days:
         raise ValueError(f"holdout days must be in [1, {days - 1}], got {holdout_days}")
@@ -104,8 +126,9 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
         raise lake.incomplete_inputs(wanted, hint)
     # A label day without labels (no sessions, or none outside the dropped band) is a
     # valid day with zero examples: kept in the range and named in the manifest.
-    empty_days = [d for d in label_days
-                  if (lake.ledger_record("labels", d) or {}).get("labels", 0) == 0]
+    label_rows = {d: (lake.ledger_record("labels", d) or {}).get("labels", 0)
+                  for d in label_days}
+    empty_days = [d for d in label_days if label_rows[d] == 0]
     users = lake.read_days(USER_PROFILES, label_days[0], end)
     anchors = lake.read_days(ANCHOR_PROFILES, label_days[0], end)
     windows = {r[0] for r in users.select("window_days").distinct().collect()}
@@ -117,7 +140,10 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
 
     train_spec = TRAIN_EXAMPLES.renamed(f"{base}/train")
     train = rows.where(F.col("dt").isin(train_days))
-    lake.overwrite_table(shuffle_globally(train, seed, shards), train_spec, partition_by="shard")
+    # The label counts bound the train rows (a label without profiles is no row) and are
+    # in the day records already: no pass over the data to size the piles.
+    piles = pile_count(sum(label_rows[d] for d in train_days), shards)
+    lake.overwrite_table(assign_piles(train, seed, piles), train_spec, partition_by="shard")
     validation_spec = VALIDATION_EXAMPLES.renamed(f"{base}/validation")
     lake.overwrite_table(rows.where(F.col("dt").isin([*validation, *holdout]))
                          .orderBy("dt", "user_id", "anchor_id"), validation_spec)
@@ -132,7 +158,7 @@ def run(lake: Lake, end: str, days: int, window: int, run_id: str, holdout_days:
         return SplitCounts(rows=out["rows"], positive_rate=out["positive_rate"])
 
     manifest = TrainingSetManifest(
-        run_id=run_id, end=end, days=days, window=window, seed=seed, shards=shards,
+        run_id=run_id, end=end, days=days, window=window, seed=seed, shards=piles,
         train_days=train_days, validation_days=validation, holdout_days=holdout,
         empty_days=empty_days,
         tables=Tables(train=train_spec.name, validation=validation_spec.name,
@@ -175,7 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="validation days before the test days, for early stopping and "
                              "tuning (default 1; 0: none)")
     parser.add_argument("--seed", type=int_in(0, 2**63 - 1), default=7)
-    parser.add_argument("--shards", type=int_in(1, 4096), default=DEFAULT_SHARDS)
+    parser.add_argument("--shards", type=int_in(1, 4096), default=MIN_PILES,
+                        help=f"the least number of train piles (default {MIN_PILES}); more "
+                             f"are used when needed to keep a pile under {MAX_PILE_ROWS:,} "
+                             "rows")
     args = parser.parse_args(argv)
     run_id = args.run_id or f"end-{args.end}_M-{args.days}_N-{args.window}"
     return run_job("training_set", args, lambda lake, _: summary_line(run(

@@ -5,10 +5,17 @@ files) or a Parquet listing, and rows come out of pyarrow as NumPy columns. Stri
 object arrays (null -> ""), integers and booleans keep their dtype (null -> 0 / False), and
 lists become fixed-width 2-D arrays (id lists padded with -1 to `id_list_width`, since 0 is
 a valid id; float lists padded with 0 to their longest row).
+
+Train rows come in piles (`jobs.training_set`: rows sent to a pile by a hash, written
+unordered, one `shard=K` folder per pile, each at most about 100,000 rows). The reader does
+the second stage of the Rao-Sandelius shuffle: per (seed, epoch) it reads the piles in a
+random order and permutes each pile completely in memory, so every epoch is a uniform
+random permutation of the set and any run of consecutive batches is a random sample.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +27,8 @@ from features.manifest import TrainingSetManifest, load_manifest, out_of_date
 
 Columns = dict[str, np.ndarray]
 SPLITS = ("train", "validation", "candidates")
+# a Hive-style partition folder (`shard=3`): the files in one such folder are one pile
+PILE_FOLDER = re.compile(r"^(.*/[^/=]+=[^/]*)/[^/]+$")
 
 
 def table_files(table_path: Path | str, fmt: str = "delta") -> list[str]:
@@ -56,28 +65,49 @@ def to_numpy(column: pa.ChunkedArray | pa.Array, id_list_width: int) -> np.ndarr
     return column.to_numpy(zero_copy_only=False)
 
 
+def piles(files: Sequence[str]) -> list[list[str]]:
+    """`files` grouped into piles, in order of first appearance: the files of one partition
+    folder (a pile a writer split into several files) together, any other file alone."""
+    grouped: dict[str, list[str]] = {}
+    for path in files:
+        folder = PILE_FOLDER.match(str(path))
+        grouped.setdefault(folder.group(1) if folder else str(path), []).append(path)
+    return list(grouped.values())
+
+
+def _read_pile(pile: Sequence[str], columns: Sequence[str]) -> pa.Table:
+    return pa.concat_tables([pq.read_table(path, columns=list(columns)) for path in pile])
+
+
 def read_batches(files: Sequence[str], columns: Sequence[str], batch_size: int, seed: int,
                  epoch: int, id_list_width: int, drop_remainder: bool = True,
-                 shuffle_files: bool = True) -> Iterator[Columns]:
-    """Fixed-size batches over `files`, the files in a random order per (seed, epoch)."""
-    order = list(files)
+                 shuffle_files: bool = True, permute_piles: bool = True) -> Iterator[Columns]:
+    """Fixed-size batches over the rows of `files`: the piles in a random order per
+    (seed, epoch) (`shuffle_files`), each pile read whole and permuted (`permute_piles`);
+    a batch may span two piles. Without both it reads in file order (inspection, tests)."""
+    rng = np.random.default_rng([seed, epoch])
+    order = piles(files)
     if shuffle_files:
-        np.random.default_rng([seed, epoch]).shuffle(order)
-    pending: list[pa.RecordBatch] = []
+        rng.shuffle(order)
+    pending: list[pa.Table] = []
     held = 0
-    for path in order:
-        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size,
-                                                              columns=list(columns)):
-            pending.append(record_batch)
-            held += record_batch.num_rows
-            while held >= batch_size:
-                table = pa.Table.from_batches(pending)
-                yield {c: to_numpy(table.column(c).slice(0, batch_size), id_list_width)
-                       for c in columns}
-                rest = table.slice(batch_size)
-                pending, held = rest.to_batches(), rest.num_rows
+    for pile in order:
+        table = _read_pile(pile, columns)
+        if permute_piles:
+            table = table.take(rng.permutation(table.num_rows))
+        pending.append(table)
+        held += table.num_rows
+        if held < batch_size:
+            continue
+        table = pa.concat_tables(pending)
+        start = 0
+        while held - start >= batch_size:
+            yield {c: to_numpy(table.column(c).slice(start, batch_size), id_list_width)
+                   for c in columns}
+            start += batch_size
+        pending, held = [table.slice(start)], held - start
     if held and not drop_remainder:
-        table = pa.Table.from_batches(pending)
+        table = pa.concat_tables(pending)
         yield {c: to_numpy(table.column(c), id_list_width) for c in columns}
 
 
@@ -117,23 +147,27 @@ class TrainingSet:
 
     def read(self, split: str, columns: Sequence[str], id_list_width: int = 64,
              limit: int | None = None) -> Columns:
-        """Columns of a whole split (or its first `limit` rows), in file order."""
+        """Columns of a whole split in file order, or a random sample of `limit` rows: the
+        first rows of the reader's order (piles are random subsets; each is permuted)."""
         files = self.files(split)
         if not files:
             return {c: np.array([]) for c in columns}
-        tables, held = [], 0
-        for path in files:  # stop reading once `limit` rows are in
-            tables.append(pq.read_table(path, columns=list(columns)))
-            held += tables[-1].num_rows
-            if limit is not None and held >= limit:
-                break
-        table = pa.concat_tables(tables)
-        if limit is not None:
-            table = table.slice(0, limit)
+        if limit is None:
+            table = _read_pile(files, columns)
+        else:
+            rng = np.random.default_rng(0)
+            tables, held = [], 0
+            for pile in piles(files):  # stop reading once `limit` rows are in
+                table = _read_pile(pile, columns)
+                tables.append(table.take(rng.permutation(table.num_rows)))
+                held += table.num_rows
+                if held >= limit:
+                    break
+            table = pa.concat_tables(tables).slice(0, limit)
         return {c: to_numpy(table.column(c), id_list_width) for c in columns}
 
     def batches(self, split: str, columns: Sequence[str], batch_size: int, seed: int = 0,
                 epoch: int = 0, id_list_width: int = 64, drop_remainder: bool = True,
-                shuffle_files: bool = True) -> Iterator[Columns]:
+                shuffle_files: bool = True, permute_piles: bool = True) -> Iterator[Columns]:
         return read_batches(self.files(split), columns, batch_size, seed, epoch,
-                            id_list_width, drop_remainder, shuffle_files)
+                            id_list_width, drop_remainder, shuffle_files, permute_piles)

@@ -1,7 +1,11 @@
-"""Training set: global shuffle proven statistically on the written files; hold-out; the
-typed manifest; the example tables have the schemas features.examples declares."""
+"""Training set: rows sent to piles by a seeded hash and written unordered (the reader's
+side of the shuffle is tests/training/test_reader.py); the pile count bounded by the rows;
+hold-out; the typed manifest; the example tables have the schemas features.examples
+declares."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -12,7 +16,6 @@ from pyspark.sql import functions as F
 from features.catalog import LABELS, TableSpec
 from features.examples import CANDIDATES, TRAIN_EXAMPLES, VALIDATION_EXAMPLES
 from features.manifest import TrainingSetManifest, load_manifest
-from features.mixing import batch_mixing_z
 from jobs import training_set
 from jobs.run_days import run_days
 from tests.jobs import tiny_lake
@@ -21,17 +24,10 @@ from tests.jobs.tiny_lake import DAYS
 ROWS = TableSpec("rows", "test rows", (
     ("dt", "string"), ("user_id", "bigint"), ("anchor_id", "bigint"), ("shuffle_key", "bigint"),
     ("shard", "int"), ("pos", "int")), partitioned=False)
+KEYS = ("dt", "user_id", "anchor_id")
 
 
-def _read_in_order(path) -> dict[str, np.ndarray]:
-    """Rows as a trainer reads them: one shard file after another, rows in file order."""
-    files = sorted(DeltaTable(str(path)).file_uris())
-    tables = [pq.read_table(f) for f in files]
-    return {c: np.concatenate([t.column(c).to_numpy() for t in tables])
-            for c in ("dt", "user_id", "anchor_id")}
-
-
-def _day_sorted_rows(spark, days=30, per_day=1500):
+def day_sorted_rows(spark, days=30, per_day=1500):
     """Rows in source order: day after day, users in blocks, as labels come out of a join."""
     ids = spark.range(days * per_day)
     return ids.select(
@@ -41,48 +37,55 @@ def _day_sorted_rows(spark, days=30, per_day=1500):
         (F.col("id") % 97).alias("anchor_id"))
 
 
-def _z_scores(order: dict[str, np.ndarray], batch: int = 256) -> dict[str, float]:
-    return {"day": batch_mixing_z(order["dt"], batch),
-            "user": batch_mixing_z(order["user_id"] % 16, batch),
-            "anchor": batch_mixing_z(order["anchor_id"] % 16, batch)}
-
-
-@pytest.mark.engine
-def test_written_order_is_globally_shuffled(lake):
-    source = _day_sorted_rows(lake.spark)
-    spec = ROWS.renamed("shuffled")
-    lake.overwrite_table(training_set.shuffle_globally(source, seed=7, shards=4), spec,
+def write_piles(lake, source, name: str, seed: int, piles: int) -> list[str]:
+    """`source` written as the job writes its train table; its data files."""
+    spec = ROWS.renamed(name)
+    lake.overwrite_table(training_set.assign_piles(source, seed, piles), spec,
                          partition_by="shard")
-    order = _read_in_order(lake.path(spec))
-    written = sorted(zip(order["dt"].tolist(), order["user_id"].tolist(),
-                         order["anchor_id"].tolist(), strict=True))
-    assert written == sorted(tuple(r) for r in source.collect())  # same rows, only reordered
-    for group, z in _z_scores(order).items():
-        assert abs(z) < 4, f"{group} mix of consecutive batches differs from the whole set: {z}"
-    # the first batch alone already holds most of the 30 days
-    assert len(set(order["dt"][:256])) >= 25
+    return sorted(DeltaTable(str(lake.path(spec))).file_uris())
+
+
+def _pile_of_each_row(files: list[str]) -> dict[tuple, int]:
+    """(dt, user, anchor) -> the pile folder its file sits in."""
+    out = {}
+    for path in files:
+        pile = int(path.split("shard=")[1].split("/")[0])
+        for row in pq.read_table(path, columns=list(KEYS)).to_pylist():
+            out[tuple(row[k] for k in KEYS)] = pile
+    return out
 
 
 @pytest.mark.engine
-def test_a_day_sorted_write_fails_the_mixing_test(lake):
-    source = _day_sorted_rows(lake.spark).withColumn("shuffle_key", F.lit(0).cast("long")) \
-        .withColumn("shard", F.lit(0)).withColumn("pos", F.lit(0))
-    spec = ROWS.renamed("sorted")
-    lake.overwrite_table(source, spec)
-    z = _z_scores(_read_in_order(lake.path(spec)))
-    assert z["day"] > 100 and z["user"] > 4
+def test_rows_go_to_piles_by_their_hash(lake):
+    source = day_sorted_rows(lake.spark)
+    files = write_piles(lake, source, "piled", seed=7, piles=4)
+    placed = _pile_of_each_row(files)
+    assert sorted(placed) == sorted(tuple(r) for r in source.collect())  # each row once
+    for path in files:
+        keys = pq.read_table(path, columns=["shuffle_key"]).column("shuffle_key").to_pylist()
+        pile = int(path.split("shard=")[1].split("/")[0])
+        # the folder is the row's pile: its kept hash mod 4 (Python's % is Spark's pmod)
+        assert {k % 4 for k in keys} == {pile}
+    sizes = np.bincount(list(placed.values()), minlength=4)
+    # 45,000 rows in 4 piles: sd of a pile sqrt(45000 * 1/4 * 3/4) = 92; 6 sd = 550
+    assert np.all(np.abs(sizes - 45_000 / 4) < 550), sizes
 
 
 @pytest.mark.engine
-def test_the_shuffle_is_deterministic_and_seeded(lake):
-    source = _day_sorted_rows(lake.spark, days=3, per_day=300)
-    orders = []
-    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        spec = ROWS.renamed(name)
-        lake.overwrite_table(training_set.shuffle_globally(source, seed, 2), spec,
-                             partition_by="shard")
-        orders.append(_read_in_order(lake.path(spec))["user_id"].tolist())
-    assert orders[0] == orders[1] and orders[0] != orders[2]
+def test_piles_are_a_function_of_the_seed(lake):
+    source = day_sorted_rows(lake.spark, days=3, per_day=300)
+    placed = [_pile_of_each_row(write_piles(lake, source, name, seed, 2))
+              for name, seed in (("a", 1), ("b", 1), ("c", 2))]
+    assert placed[0] == placed[1] and placed[0] != placed[2]
+
+
+@pytest.mark.unit
+def test_the_pile_count_keeps_every_pile_under_the_bound():
+    bound = training_set.MAX_PILE_ROWS
+    assert training_set.pile_count(0) == 1 and training_set.pile_count(bound) == 1
+    assert training_set.pile_count(bound + 1) == 2
+    assert training_set.pile_count(1_235_141) == 13  # the bench's set: 95,011 rows a pile
+    assert training_set.pile_count(10, min_piles=3) == 3  # --shards asks for at least
 
 
 @pytest.fixture()
@@ -119,6 +122,18 @@ def test_training_set_holds_out_the_last_day(feature_lake):
     candidates = lake.read(CANDIDATES.renamed(manifest.tables.candidates))
     assert candidates.count() == 7  # six anchors plus the new one, all live that day
     assert manifest.counts.candidates == 7
+
+
+@pytest.mark.engine
+def test_the_pile_count_follows_the_label_rows(feature_lake, monkeypatch):
+    labels = feature_lake.read_days(LABELS, DAYS[5], DAYS[6]).count()  # the train days'
+    bound = labels // 3
+    monkeypatch.setattr(training_set, "MAX_PILE_ROWS", bound)
+    manifest = training_set.run(feature_lake, DAYS[7], days=3, window=3, run_id="p", shards=1)
+    assert manifest.shards == math.ceil(labels / bound) >= 3
+    train = feature_lake.read(TRAIN_EXAMPLES.renamed(manifest.tables.train))
+    assert {r.shard for r in train.select("shard").distinct().collect()} <= set(
+        range(manifest.shards))
 
 
 @pytest.mark.engine

@@ -1,10 +1,15 @@
-"""One session-scoped Sail engine for the tests; JVM Spark local runs jobs in a child process."""
+"""One session-scoped Sail engine for the tests; JVM Spark local runs jobs in one child process."""
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import select
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -62,26 +67,97 @@ def jvm_test_env() -> dict[str, str]:
     return {**jvm_child_env(), "JAVA_TOOL_OPTIONS": TEST_JAVA_OPTIONS}
 
 
-def _jvm_child(argv: list[str], what: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, *argv], env=jvm_test_env(), text=True,
-                          capture_output=True, timeout=600, cwd=ROOT)
-    assert done.returncode == 0, f"{what} failed on JVM Spark:\n{done.stderr[-3000:]}"
-    return done
+# The JVM child: one Python process holding one JVM Spark session (Delta) for the whole test
+# session. Each job runs in it as `python -m MODULE` would (runpy, its own argv and exit
+# code), so a JVM starts once instead of once per job: 20-40 s each on two loaded cores.
+_WORKER = r"""
+import contextlib, io, json, os, runpy, sys, traceback
+reply = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)  # whatever else writes to stdout (the JVM's logs) goes to stderr
+from jobs.engine import spark_session
+spark_session()
+for line in sys.stdin:
+    request, out, rc, error = json.loads(line), io.StringIO(), 0, ""
+    try:
+        with contextlib.redirect_stdout(out):
+            if "module" in request:
+                sys.argv = [request["module"], *request["args"]]
+                try:
+                    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+                except SystemExit as exit:
+                    code = exit.code
+                    rc = code if isinstance(code, int) else 0 if code is None else 1
+            else:
+                exec(request["code"], {"__name__": "__jvm_job__"})
+    except BaseException:
+        rc, error = 1, traceback.format_exc()
+    reply.write(json.dumps({"rc": rc, "stdout": out.getvalue(), "error": error}) + "\n")
+    reply.flush()
+"""
+
+
+class JvmWorker:
+    """The JVM child process and its request/reply pipe (one JSON line each way)."""
+
+    def __init__(self) -> None:
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER], env=jvm_test_env(),
+                                     cwd=ROOT, text=True, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log)
+
+    def run(self, request: dict, what: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        start = self.log.tell()
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        self.log.seek(start)
+        stderr = self.log.read()
+        if not line:
+            self.close()
+            raise AssertionError(f"{what}: JVM child died or hung:\n{stderr[-3000:]}")
+        reply = json.loads(line)
+        done = subprocess.CompletedProcess(what, reply["rc"], reply["stdout"],
+                                           stderr + reply["error"])
+        assert done.returncode == 0, f"{what} failed on JVM Spark:\n{done.stderr[-3000:]}"
+        return done
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+_jvm: JvmWorker | None = None
+
+
+def jvm_worker() -> JvmWorker:
+    """The test session's JVM child, started at first use and ended at exit."""
+    global _jvm
+    if _jvm is None or _jvm.proc.poll() is not None:
+        _jvm = JvmWorker()
+        atexit.register(_jvm.close)
+    return _jvm
 
 
 def run_on_jvm(module: str, *args: str) -> subprocess.CompletedProcess:
-    """Run a job's CLI on JVM Spark local (Delta) in a child process.
+    """Run a job's CLI on JVM Spark local (Delta) in the JVM child (its stdout, exit code 0
+    asserted).
 
     PySpark 4 chooses Connect or classic columns process-wide, so the classic engine runs
     apart from the Sail session of the tests; the parent reads its Delta tables back.
     """
-    return _jvm_child(["-m", module, *args], module)
+    return jvm_worker().run({"module": module, "args": list(args)}, module)
 
 
 def run_code_on_jvm(code: str) -> subprocess.CompletedProcess:
-    """Run Python `code` in a child process whose default engine is JVM Spark local (Delta):
-    `jobs.engine.spark_session()` there opens it."""
-    return _jvm_child(["-c", code], "code")
+    """Run Python `code` in the JVM child, whose default engine is JVM Spark local (Delta):
+    `jobs.engine.spark_session()` there returns its session."""
+    return jvm_worker().run({"code": code}, "code")
 
 
 @pytest.fixture()
@@ -97,3 +173,69 @@ def jvm_lake(tmp_path, spark):
     from jobs.lake import Lake
 
     return Lake(tmp_path / "jvm_lake", spark)
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tmp_path_factory, spark):
+    """Three tiny simulated days built on embedded Sail (ingest, features, a training set):
+    the reference the engine-neutral lake, the cluster runs and the DAG on the cluster are
+    compared with. Returns (landing, lake, every table's rows, the training set's manifest)."""
+    from jobs.lake import Lake
+    from jobs.run_days import run_days
+    from jobs.simulator import make_landing
+    from tests.jobs.test_features_parity import (
+        FEATURES,
+        RUN_ID,
+        TINY_DAYS,
+        every_table,
+        tiny_training_set,
+    )
+
+    root = tmp_path_factory.mktemp("tiny_reference")
+    landing = make_landing(root, TINY_DAYS[0], len(TINY_DAYS), scale="tiny", seed=3)
+    lake = Lake(root / "lake", spark)
+    run_days(lake, TINY_DAYS, ["ingest", *FEATURES], window=2, last_k=3, allow_partial=True,
+             landing=str(landing))
+    manifest = tiny_training_set(lake)
+    return landing, lake, every_table(lake, RUN_ID), manifest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cluster_env(**extra: str) -> dict[str, str]:
+    """This environment without the engine choices of the test process (its Sail session),
+    with the test JVMs' quick-start options."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "PIPELINE_ENGINE",
+                        "LAKE_FORMAT", "PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET")}
+    return {**env, "JAVA_TOOL_OPTIONS": TEST_JAVA_OPTIONS, **extra}
+
+
+SPARK_CLUSTER = str(ROOT / "infra" / "spark_cluster.sh")
+
+
+def run_checked(argv: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(argv, env=env, cwd=ROOT, text=True, capture_output=True,
+                          timeout=900)
+    assert done.returncode == 0, f"{what} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return done
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A standalone master, two workers and a Spark Connect server (infra/spark_cluster.sh,
+    ports chosen free), started once for the test session; its environment."""
+    state = tmp_path_factory.mktemp("spark_cluster")
+    env = cluster_env(SPARK_CLUSTER_DIR=str(state), SPARK_MASTER_PORT=str(free_port()),
+                      SPARK_MASTER_WEBUI_PORT=str(free_port()),
+                      SPARK_CONNECT_PORT=str(free_port()))
+    try:
+        run_checked(["bash", SPARK_CLUSTER, "start"], env, "infra/spark_cluster.sh start")
+        yield env
+    finally:
+        subprocess.run(["bash", SPARK_CLUSTER, "stop"], env=env, cwd=ROOT,
+                       capture_output=True, timeout=120)

@@ -3,7 +3,8 @@
 Daily at 04:00 UTC on the label days ending the day before ($TRAINING_SCHEDULE: another
 cron; "labels" runs whenever the labels asset is updated, on the label days ending at the
 newest one; "none": triggered runs only), or triggered with params (end day, M days,
-window N, model, workers, gate and trainer overrides). Any registered model trains
+window N, model, workers, gate and trainer overrides, `tune_trials`: a tuning study on the
+validation days first, whose best settings the training takes). Any registered model trains
 through the same tasks (param `model`). A gate that fails writes its JSON report into the
 run folder and fails its task without retries, so nothing downstream runs and the
 published model stays. Run folder: $TRAINING_RUNS_ROOT/<run_id>/; published models:
@@ -91,6 +92,12 @@ def _context(run: dict, params: dict):
                         description="epochs (default: the trainer's)"),
         "train_overrides": Param({}, type="object",
                                  description="training settings (loop or model fields)"),
+        "tune_trials": int_param(0, 0, 1000, "trials of a tuning study on the validation "
+                                             "days before training, which then takes the "
+                                             "best trial's settings (0: no study)"),
+        "tune": Param({}, type="object", description="the study's settings "
+                                                     "(training.tune.StudySettings: epochs, "
+                                                     "sample_users, timeout, pruner, ...)"),
         "data_gate": Param({}, type="object", description="DataGateConfig overrides"),
         "model_gate": Param({}, type="object", description="ModelGateConfig overrides"),
         "force_publish": Param(None, type=["null", "string"], minLength=10,
@@ -150,13 +157,23 @@ def training():
 
     @task
     def train(run: dict, params=None) -> str:
+        """Train; with `tune_trials`, first a study on the validation days (resumed by a
+        retry) whose best trial's settings the training takes."""
         from training.train import train_run
 
         data, folder, settings = _context(run, params)
+        overrides = dict(params["train_overrides"])
         with fail_without_retry(*NOT_RETRYABLE):  # bad settings, too little data
+            if params.get("tune_trials"):
+                from features.checks import config_from
+                from training.tune import StudySettings, tuned_overrides
+
+                overrides = tuned_overrides(settings.lake_root, run["run_id"], folder.tune,
+                                            params["tune_trials"], overrides,
+                                            config_from(StudySettings, params["tune"]),
+                                            run["model"], print_fn=log.info)
             train_run(settings.lake_root, run["run_id"], folder.model, workers=run["workers"],
-                      epochs=run["epochs"], model_name=run["model"],
-                      **params["train_overrides"])
+                      epochs=run["epochs"], model_name=run["model"], **overrides)
         return str(folder.model)
 
     @task
@@ -207,7 +224,8 @@ def training():
         facts = {"model": run["model"], "airflow run": get_current_context()["dag_run"].run_id}
         return str(write_run_report(folder.report, data, folder.model, folder.metrics,
                                     {"data gate": folder.data_gate,
-                                     "model gate": folder.model_gate}, facts))
+                                     "model gate": folder.model_gate}, facts,
+                                    study_path=folder.study))
 
     @task(outlets=[MODELS_ASSET])
     def publish(run: dict, params=None) -> int:

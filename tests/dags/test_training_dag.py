@@ -124,3 +124,33 @@ def test_leakage_fails_the_data_gate_before_any_training(dagbag, lake, first_run
     assert latest_version(lake["root"] / "models") == 1
     report = json.loads((_run_folder(lake, run) / "data_gate.json").read_text())
     assert report["failed"] == [f"leakage_audit[{day}]"]
+
+
+def test_a_tuned_run_trains_and_publishes_its_best_trial(dagbag, lake, first_run):
+    from training.publish import latest_version, read_manifest
+
+    any_regression = {**LENIENT, "max_regression": 1.0}  # 4 steps: the champion is noise too
+    run, states = run_dag(dagbag.dags["training"], None, _conf(
+        lake, tune_trials=2, tune={"epochs": 1, "startup_trials": 1}, model_gate=any_regression))
+    assert run.state == "success", states
+    study = json.loads((_run_folder(lake, run) / "tune" / "study.json").read_text())
+    # three kinds of days, none shared: trials trained on train days, chose on validation
+    days = study["days"]
+    assert days["validation"] == [add_days(END, -1)] and days["test"] == [END]
+    assert not set(days["train"]) & set(days["validation"] + days["test"])
+    assert len(study["trials"]) == 2 and study["best"] is not None
+    models = lake["root"] / "models"
+    version = latest_version(models)
+    assert version == 2
+    manifest = read_manifest(models, version)
+    record = manifest["study"]
+    assert record["best_trial"] == study["best"]["number"]
+    assert record["days"]["test"] == manifest["metrics"]["eval_days"] == [END]
+    assert record["settings"]["max_steps"] == TINY["max_steps"]  # fixed in every trial
+    trained = manifest["training_config"]
+    best = study["best"]["settings"]
+    assert trained["loop"]["learning_rate"] == pytest.approx(best["learning_rate"])
+    assert trained["params"]["embedding_dim"] == best["embedding_dim"]
+    assert trained["params"]["hidden_units"] == list(best["hidden_units"])
+    page = (models / "anchor_tower" / str(version) / "report.html").read_text()
+    assert "Tuning study" in page and "alt='study history'" in page

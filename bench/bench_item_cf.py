@@ -1,12 +1,11 @@
 """Anchor item-CF neighbours on a simulated lake: the Spark job `jobs.anchor_neighbours` on
-embedded Sail (and JVM Spark local[2] with --jvm, Parquet) against the NumPy similarity of
+embedded Sail (and JVM Spark local[2] with --jvm, Delta) against the NumPy similarity of
 the item_cf baseline, for the day after the last simulated day (window W, partial when the
 simulation is shorter)."""
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import report, timed
-from features import day_status
 from features.catalog import ANCHOR_NEIGHBOURS, DAILY_USER_ANCHOR
 from features.days import add_days, days_between
 from jobs.cli import int_in
@@ -36,21 +34,14 @@ def jvm_child(root: str, day: str, window: int, runs: int) -> None:
         print(f"seconds {seconds:.3f}", flush=True)
 
 
-def jvm_seconds(lake, day: str, window: int, runs: int, folder: Path) -> list[float]:
-    """The job's time on JVM Spark over a Parquet copy of daily_user_anchor and the ledger
-    (JVM start-up excluded)."""
+def jvm_seconds(root: Path, day: str, window: int, runs: int) -> list[float]:
+    """The job's time on JVM Spark with delta-spark over the same Delta lake (a lake is
+    engine-neutral; JVM start-up excluded)."""
     from jobs.engine import jvm_child_env
-    from jobs.lake import Lake
 
-    jvm_lake = Lake(folder, lake.spark, fmt="parquet")
-    jvm_lake.overwrite_table(lake.read(DAILY_USER_ANCHOR), DAILY_USER_ANCHOR)
-    status = lake.root / day_status.STATUS_DIR
-    shutil.copytree(status, folder / day_status.STATUS_DIR,
-                    ignore=shutil.ignore_patterns(ANCHOR_NEIGHBOURS.name))
     done = subprocess.run([sys.executable, "-m", "bench.bench_item_cf", "--jvm-child",
-                           str(folder), day, str(window), str(runs)],
-                          env={**jvm_child_env(), "LAKE_FORMAT": "parquet"},
-                          capture_output=True, text=True, check=False)
+                           str(root), day, str(window), str(runs)],
+                          env=jvm_child_env(), capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])
     return [float(line.split()[1]) for line in done.stdout.splitlines()
@@ -117,8 +108,8 @@ def main() -> None:
             ("max |table - NumPy| similarity", f"{gap:.1e}"),
         ]
         if args.jvm:
-            jvm = jvm_seconds(lake, day, args.window, args.runs, Path(tmp) / "jvm")
-            rows += [(f"JVM Spark local[2] (Parquet), run {i + 1}", f"{s:7.2f} s")
+            jvm = jvm_seconds(lake.root, day, args.window, args.runs)
+            rows += [(f"JVM Spark local[2] (Delta), run {i + 1}", f"{s:7.2f} s")
                      for i, s in enumerate(jvm)]
     report(f"anchor_neighbours for {day} ({args.scale} scale, {args.days} days, "
            f"window {args.window}, top {anchor_neighbours.DEFAULT_TOP_N})", rows)

@@ -300,17 +300,19 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
         step.assign_add(1)
         window_loss, window_steps = window_loss + loss, window_steps + 1
         current = int(step)
-        if current % loop.log_every == 0 or current == total_steps \
-                or current % steps_per_epoch == 0:
+        # an epoch ends on its last step, or on the last step of all (max_steps may cut an
+        # epoch short: its weights are still validated, so a run always has a best epoch)
+        epoch_end = current % steps_per_epoch == 0 or current == total_steps
+        if current % loop.log_every == 0 or epoch_end:
             elapsed = time.perf_counter() - started
             rate = window_steps * loop.batch_size / elapsed
             entry = {"step": current, "epoch": (current - 1) // steps_per_epoch + 1,
                      "loss": window_loss / window_steps, "examples_per_sec": rate,
                      "learning_rate": learning_rate(optimizer)}
-            if stopping is not None and current % steps_per_epoch == 0:
+            if stopping is not None and epoch_end:
                 entry.update(validate(trainable))
                 stopped_early = stopping.update(entry["epoch"], entry)
-            if averaged is not None and current % steps_per_epoch == 0:
+            if averaged is not None and epoch_end:
                 averaged.add(entry["epoch"])
             history.append(entry)
             log.info("step %d/%d epoch %d loss %.4f %.0f examples/s%s", current, total_steps,
@@ -325,7 +327,7 @@ def run_loop(build: Callable[[int], Trainable], files: Sequence[str], out: Path,
             manager.save(checkpoint_number=current)
             if chief:
                 atomic_write_json(history_path, history)
-            if on_epoch is not None and current % steps_per_epoch == 0:
+            if on_epoch is not None and epoch_end:
                 on_epoch(entry["epoch"], entry)
             started, window_loss, window_steps = time.perf_counter(), 0.0, 0
 

@@ -504,6 +504,23 @@ class Progress:
                    f"elapsed {time.perf_counter() - self.started:.1f}s {best}")
 
 
+class FailureLimit:
+    """Stops the study after `limit` failed trials in a row: failed trials do not count
+    towards `--trials`, so a search whose every trial fails (no validation metric, a setting
+    that diverges) would otherwise never end."""
+
+    def __init__(self, limit: int = 3) -> None:
+        self.limit, self.in_a_row = limit, 0
+
+    def __call__(self, study, trial) -> None:
+        import optuna
+
+        failed = trial.state == optuna.trial.TrialState.FAIL
+        self.in_a_row = self.in_a_row + 1 if failed else 0
+        if self.in_a_row >= self.limit:
+            study.stop()
+
+
 def study_record(ctx: Context, days: Mapping[str, list], sample: Mapping[str, Any],
                  search: Mapping[str, Any]) -> dict:
     return {"run_id": ctx.run_id, "view": ctx.view, "model": ctx.model, "days": dict(days),
@@ -573,7 +590,8 @@ def run_study(lake_root: Path | str, run_id: str, study_name: str, trials: int,
                      else baseline_objective(ctx))
         stop = optuna.study.MaxTrialsCallback(
             trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
-        study.optimize(objective, timeout=timeout, callbacks=[Progress(print_fn), stop],
+        study.optimize(objective, timeout=timeout,
+                       callbacks=[Progress(print_fn), stop, FailureLimit()],
                        catch=(ValueError, FloatingPointError, ArithmeticError))
     summary = summarise_study(study, record, storage, wall_s=time.perf_counter() - started,
                               view_build_s=view_build_s)

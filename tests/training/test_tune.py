@@ -215,6 +215,42 @@ def test_every_epoch_is_reported_and_the_last_epochs_can_be_averaged(tiny_traini
                   workers=2, on_epoch=lambda epoch, entry: None)
 
 
+@pytest.mark.unit
+def test_a_study_whose_trials_all_fail_stops_after_three():
+    def fails(trial):
+        trial.suggest_float("x", 0, 1)
+        raise ValueError("no val_recall@50")
+
+    study = optuna.create_study()
+    study.optimize(fails, n_trials=50, catch=(ValueError,), callbacks=[tune.FailureLimit()])
+    assert len(study.trials) == 3
+    limit, passes = tune.FailureLimit(2), iter([1.0, None, 0.5, None, None, 1.0])
+
+    def sometimes(trial):
+        value = next(passes)
+        if value is None:
+            raise ValueError("failed")
+        return value
+
+    study = optuna.create_study()
+    study.optimize(sometimes, n_trials=6, catch=(ValueError,), callbacks=[limit])
+    assert len(study.trials) == 5  # a success resets the count; two in a row stop it
+
+
+@pytest.mark.engine
+def test_steps_cut_short_inside_an_epoch_are_still_validated(tiny_training_set, tmp_path):
+    from training.train import train_run
+
+    seen = []
+    summary = train_run(tiny_training_set["lake"], tiny_training_set["run_id"], tmp_path / "r",
+                        on_epoch=lambda epoch, entry: seen.append(epoch), epochs=2,
+                        max_steps=2, embedding_dim=8, hidden_units=(16,), num_negatives=8,
+                        batch_size=16, log_every=1000)
+    assert summary["steps"] == 2 < summary["steps_per_epoch"]
+    assert seen == [1] and summary[f"best_{tune.MONITOR}"] is not None
+    assert tune.trial_value(summary) is not None
+
+
 @pytest.mark.engine
 def test_a_study_before_training_gives_the_best_trials_settings(tiny_training_set, tmp_path):
     lake, run_id = tiny_training_set["lake"], tiny_training_set["run_id"]

@@ -52,8 +52,18 @@ class LoopConfig(BaseModel):
 def split_settings(overrides: Mapping[str, Any], model_class: type[BaseModel]
                    ) -> tuple[LoopConfig, BaseModel]:
     """(loop, model) settings from defaults plus flat `overrides`; an unknown name or a bad
-    value is a one-line ValueError."""
+    value is a one-line ValueError. A model that wraps another (`nested_settings = (field,
+    inner config class)`, e.g. fusion's two-tower component) takes the inner model's flat
+    names too, into that field (a name given inside the field wins)."""
     loop_fields, model_fields = set(LoopConfig.model_fields), set(model_class.model_fields)
+    overrides = dict(overrides)
+    nested = getattr(model_class, "nested_settings", None)
+    if nested:
+        field, inner = nested
+        routed = {k: overrides.pop(k) for k in list(overrides)
+                  if k in set(inner.model_fields) - loop_fields - model_fields}
+        if routed:
+            overrides[field] = {**routed, **dict(overrides.get(field) or {})}
     unknown = sorted(set(overrides) - loop_fields - model_fields)
     if unknown:
         raise ValueError(f"unknown training settings {unknown}; known: "

@@ -740,10 +740,14 @@ def tuned_overrides(lake_root: Path | str, run_id: str, out: Path | str, trials:
                     print_fn: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) a study of `trials` finished trials on training set `run_id`'s
     validation days (every trial takes `overrides` as fixed settings), in `out`; the
-    training settings of its best trial (`overrides` included) for the final training."""
+    training settings of its best trial (`overrides` included) for the final training.
+    For `fusion` the study tunes its two-tower component: the best trial's loop settings
+    become the fusion's, its model settings the component's `two_tower_settings`."""
+    if model_name == "fusion":
+        return _tuned_fusion(lake_root, run_id, out, trials, overrides, settings, print_fn)
     if model_name != "two_tower":
-        raise ValueError(f"a study before training tunes the two_tower model, not "
-                         f"{model_name!r}")
+        raise ValueError(f"a study before training tunes the two_tower model (or fusion's "
+                         f"two-tower component), not {model_name!r}")
     summary = run_study(lake_root, run_id, "study", trials, out=out, model_name=model_name,
                         timeout=settings.timeout, sample_users=settings.sample_users,
                         sample_seed=settings.sample_seed,
@@ -754,6 +758,22 @@ def tuned_overrides(lake_root: Path | str, run_id: str, out: Path | str, trials:
         raise ValueError(f"study of {run_id}: no trial completed, nothing to train with "
                          f"({summary['timings']})")
     return {**overrides, **summary["best"]["settings"]}
+
+
+def _tuned_fusion(lake_root: Path | str, run_id: str, out: Path | str, trials: int,
+                  overrides: Mapping[str, Any], settings: StudySettings,
+                  print_fn: Callable[[str], None]) -> dict[str, Any]:
+    from training.config import LoopConfig
+    from training.models.two_tower.config import TwoTowerConfig
+
+    component = set(LoopConfig.model_fields) | set(TwoTowerConfig.model_fields)
+    fixed = {**{k: v for k, v in overrides.items() if k in component},
+             **dict(overrides.get("two_tower_settings") or {})}
+    best = tuned_overrides(lake_root, run_id, out, trials, fixed, settings, "two_tower",
+                           print_fn)
+    # flat: the fusion's split_settings routes the two-tower names into its component
+    return {**{k: v for k, v in overrides.items()
+               if k not in component and k != "two_tower_settings"}, **best}
 
 
 # --- the final run: the best configuration on the full range, judged on the test days -----

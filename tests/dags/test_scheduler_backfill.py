@@ -57,7 +57,8 @@ def test_a_scheduler_backfill_equals_one_multi_day_run(tmp_path, spark):
         assert backfill.returncode == 0, backfill.stdout[-3000:] + backfill.stderr[-3000:]
         assert f"queued {DAYS} new runs" in backfill.stdout
         assert backfill.stdout.count(" success ") == backfill.stdout.count("backfill__") == DAYS
-        conf = {"end": days[-1], "days": 3, "window": WINDOW, "train_overrides": TINY,
+        conf = {"end": days[-1], "days": 3, "window": WINDOW, "model": "two_tower",
+                "train_overrides": TINY,
                 "model_gate": LENIENT}
         trained = _airflow(env, "trigger", "training", json.dumps(conf), timeout=400)
         assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]

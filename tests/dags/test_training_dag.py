@@ -40,7 +40,8 @@ def lake(tmp_path_factory, spark):
 
 def _conf(lake: dict, **changes) -> dict:
     root = lake["root"]
-    return {"end": END, "days": 3, "window": WINDOW, "train_overrides": TINY,
+    return {"end": END, "days": 3, "window": WINDOW, "model": "two_tower",
+            "train_overrides": TINY,
             "model_gate": LENIENT, "lake_root": str(root / "lake"),
             "landing_root": str(lake["landing"]), "models_root": str(root / "models"),
             "runs_root": str(root / "runs"), **changes}
@@ -130,8 +131,12 @@ def test_a_tuned_run_trains_and_publishes_its_best_trial(dagbag, lake, first_run
     from training.publish import latest_version, read_manifest
 
     any_regression = {**LENIENT, "max_regression": 1.0}  # 4 steps: the champion is noise too
+    # the DAG's default model (test_dag_integrity), whose two-tower component the study tunes;
+    # named here because dag.test keeps the params of this module's earlier runs
+    assert dagbag.dags["training"].params.get_param("model").value == "fusion"
     run, states = run_dag(dagbag.dags["training"], None, _conf(
-        lake, tune_trials=2, tune={"epochs": 1, "startup_trials": 1}, model_gate=any_regression))
+        lake, model="fusion", tune_trials=2, tune={"epochs": 1, "startup_trials": 1},
+        model_gate=any_regression))
     assert run.state == "success", states
     study = json.loads((_run_folder(lake, run) / "tune" / "study.json").read_text())
     # three kinds of days, none shared: trials trained on train days, chose on validation
@@ -143,6 +148,7 @@ def test_a_tuned_run_trains_and_publishes_its_best_trial(dagbag, lake, first_run
     version = latest_version(models)
     assert version == 2
     manifest = read_manifest(models, version)
+    assert manifest["model"] == "fusion" and manifest["artifacts"] == ["fusion"]
     record = manifest["study"]
     assert record["best_trial"] == study["best"]["number"]
     assert record["days"]["test"] == manifest["metrics"]["eval_days"] == [END]
@@ -150,7 +156,9 @@ def test_a_tuned_run_trains_and_publishes_its_best_trial(dagbag, lake, first_run
     trained = manifest["training_config"]
     best = study["best"]["settings"]
     assert trained["loop"]["learning_rate"] == pytest.approx(best["learning_rate"])
-    assert trained["params"]["embedding_dim"] == best["embedding_dim"]
-    assert trained["params"]["hidden_units"] == list(best["hidden_units"])
-    page = (models / "anchor_tower" / str(version) / "report.html").read_text()
+    component = trained["params"]["two_tower_settings"]  # fusion's two-tower, tuned
+    assert component["embedding_dim"] == best["embedding_dim"]
+    assert component["hidden_units"] == list(best["hidden_units"])
+    assert manifest["metrics"]["model_name"] == "fusion"
+    page = (models / "fusion" / str(version) / "report.html").read_text()
     assert "Tuning study" in page and "alt='study history'" in page

@@ -47,6 +47,32 @@ def test_the_pairwise_fit_weights_the_informative_scorer():
 
 
 @pytest.mark.unit
+def test_without_validation_pairs_the_components_are_averaged():
+    names = fusion.input_names(["two_tower", "rewatch"], ("zscore",))
+    w, loss, fallback = fusion.blend_weights(np.zeros((0, len(names))), names,
+                                             ["two_tower", "rewatch"], 1e-3)
+    assert dict(zip(names, w, strict=True)) == {"two_tower": 0.5, "rewatch": 0.5,
+                                                "two_tower_z": 0.0, "rewatch_z": 0.0}
+    assert loss is None and "no (positive, negative) pair" in fallback
+    diffs = np.random.default_rng(0).normal(size=(200, len(names))) + [1.0, 0, 0, 0]
+    w, loss, fallback = fusion.blend_weights(diffs, names, ["two_tower", "rewatch"], 1e-3)
+    assert fallback is None and loss is not None and w[0] > abs(w[1])
+
+
+@pytest.mark.unit
+def test_flat_two_tower_settings_go_to_the_component():
+    from training.config import split_settings
+
+    loop, config = split_settings({"embedding_dim": 8, "max_steps": 3, "l2": 0.1,
+                                   "two_tower_settings": {"num_negatives": 4}},
+                                  fusion.FusionConfig)
+    assert loop.max_steps == 3 and config.l2 == 0.1
+    assert config.two_tower_settings == {"embedding_dim": 8, "num_negatives": 4}
+    with pytest.raises(ValueError, match="unknown training settings \\['embeding_dim'\\]"):
+        split_settings({"embeding_dim": 8}, fusion.FusionConfig)
+
+
+@pytest.mark.unit
 def test_the_oracles_are_never_components():
     assert "fusion" in model_names()
     with pytest.raises(ValueError, match="truth"):

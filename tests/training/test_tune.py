@@ -13,6 +13,7 @@ import pytest
 from training import tune
 from training.config import read_settings_file, split_settings
 from training.models.als import ALSSettings
+from training.models.fusion import FusionConfig
 from training.models.item_cf import ItemCFSettings
 from training.models.two_tower.config import TwoTowerConfig
 from training.reader import TrainingSet
@@ -264,8 +265,17 @@ def test_a_study_before_training_gives_the_best_trials_settings(tiny_training_se
     assert summary["days"]["test"] == manifest.holdout_days  # recorded, never a trial's
     assert summary["days"]["validation"] == manifest.validation_days
     assert sum(line.startswith("trial ") for line in lines) == 2  # a line per trial
-    with pytest.raises(ValueError, match="two_tower model, not 'fusion'"):
-        tune.tuned_overrides(lake, run_id, tmp_path / "f", 1, {}, settings, "fusion")
+    # fusion: the same study (resumed, no trial left) tunes its two-tower component
+    fused = tune.tuned_overrides(lake, run_id, tmp_path / "tune", 2,
+                                 {**TINY, "max_steps": 3, "l2": 0.01}, settings, "fusion")
+    loop, fusion = split_settings(fused, FusionConfig)
+    best = summary["best"]["settings"]
+    assert fusion.l2 == 0.01 and loop.learning_rate == pytest.approx(best["learning_rate"])
+    component = json.loads(json.dumps(fusion.two_tower_settings))  # tuples as lists
+    assert component == {k: v for k, v in best.items() if k not in type(loop).model_fields}
+    assert "embedding_dim" in fusion.two_tower_settings
+    with pytest.raises(ValueError, match="not 'als'"):
+        tune.tuned_overrides(lake, run_id, tmp_path / "f", 1, {}, settings, "als")
     with pytest.raises(ValueError, match="StudySettings: sample_users"):
         from features.checks import config_from
 

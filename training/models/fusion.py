@@ -36,7 +36,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from features.files import atomic_write_json
 from training.models import baselines, register_model
 from training.models.base import Model, ScoringContext
+from training.models.two_tower.config import TwoTowerConfig
 from training.reader import Columns, TrainingSet
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ DISCOVERY = (TWO_TOWER, "als", "item_cf", "segment_popularity", "recent_populari
 
 class FusionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # flat two-tower settings (embedding_dim=...) go to the component, as for two_tower
+    nested_settings: ClassVar = ("two_tower_settings", TwoTowerConfig)
 
     components: tuple[str, ...] = DEFAULT_COMPONENTS
     normalise: Literal["rank", "zscore"] = "rank"
@@ -207,6 +210,19 @@ def fit_pairwise(diffs: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
     result = minimize(loss, np.full(diffs.shape[1], 1.0 / diffs.shape[1]), jac=True,
                       method="L-BFGS-B")
     return result.x, float(result.fun)
+
+
+def blend_weights(diffs: np.ndarray, names: Sequence[str], components: Sequence[str],
+                  l2: float) -> tuple[np.ndarray, float | None, str | None]:
+    """(weights, loss, fallback): the pairwise fit, or, without a single (positive,
+    negative) pair on the validation days (a sparse or empty day is a normal day), the
+    plain average of the components' normalised scores, with the reason as `fallback`."""
+    if len(diffs):
+        return (*fit_pairwise(diffs, l2), None)
+    fallback = "no (positive, negative) pair on the validation days: components averaged"
+    log.warning("fusion: %s", fallback)
+    share = 1.0 / len(components)
+    return np.array([share if n in components else 0.0 for n in names]), None, fallback
 
 
 def _rows(columns: Columns, index: np.ndarray) -> Columns:
@@ -359,7 +375,7 @@ def fit_fusion(data: TrainingSet, scorers: Mapping[str, Any], config: FusionConf
     history = History(data.lake_root, data.manifest.format)
     diffs, folds = pair_differences(data, held, scorers, config, history)
     names = input_names(list(scorers), config.inputs)
-    w, loss = fit_pairwise(diffs, config.l2)
+    w, loss, fallback = blend_weights(diffs, names, list(scorers), config.l2)
     by_fold = {}
     for f in (0, 1):
         part = diffs[folds == f]
@@ -369,7 +385,7 @@ def fit_fusion(data: TrainingSet, scorers: Mapping[str, Any], config: FusionConf
                             config.normalise, by_fold, config.fit_seed, config.inputs, history)
     value = validation_metrics(data, crossfit, held=held)
     return {"weights": dict(zip(names, map(float, w), strict=True)), "loss": loss,
-            "pairs": int(len(diffs)), "fit_days": days,
+            "pairs": int(len(diffs)), "fit_days": days, "fallback": fallback,
             "validation_crossfit": {k: value.get(k) for k in ("recall@50", "ndcg@10", "auc")},
             "fold_weights": by_fold}
 
@@ -390,7 +406,6 @@ class Fusion(Model):
               workers: int = 1, on_epoch=None) -> dict:
         from features.checks import config_from
         from training.models import model
-        from training.models.two_tower.config import TwoTowerConfig
 
         out = Path(out)
         if not data.manifest.validation_days:

@@ -132,6 +132,20 @@ def _connect_session(url: str) -> SparkSession:
     return session
 
 
+def stop_connect_sessions() -> None:
+    """Stop this process's sessions on Connect servers (not Sail's). Call it before such a
+    server goes away: a client still open at exit sends clean-up calls from PySpark's atexit
+    hook and retries them for minutes against a server that is gone."""
+    with _lock:
+        sail = (f"sc://127.0.0.1:{_sail_server.listening_address[1]}" if _sail_server
+                else None)
+        sessions = [_connect_sessions.pop(url) for url in list(_connect_sessions)
+                    if url != sail]
+    for session in sessions:
+        if not session.is_stopped:
+            session.stop()
+
+
 def delta_jars_dir() -> Path:
     """Where the bootstrap put the Delta jars: $DELTA_JARS_DIR, else <venv>/delta-jars."""
     return Path(os.environ.get(DELTA_JARS_ENV) or Path(sys.prefix) / "delta-jars")

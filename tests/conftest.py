@@ -237,5 +237,8 @@ def spark_cluster(tmp_path_factory):
         run_checked(["bash", SPARK_CLUSTER, "start"], env, "infra/spark_cluster.sh start")
         yield env
     finally:
+        from jobs.engine import stop_connect_sessions
+
+        stop_connect_sessions()  # else exit waits on clean-up calls to the stopped server
         subprocess.run(["bash", SPARK_CLUSTER, "stop"], env=env, cwd=ROOT,
                        capture_output=True, timeout=120)

@@ -70,7 +70,7 @@ def test_each_connect_url_gets_its_own_session(spark):
     not the active one (PySpark's getOrCreate would return Sail's)."""
     from pysail.spark import SparkConnectServer
 
-    from jobs.engine import spark_session
+    from jobs.engine import spark_session, stop_connect_sessions
 
     server = SparkConnectServer(ip="127.0.0.1", port=0)
     server.start(background=True)
@@ -83,4 +83,8 @@ def test_each_connect_url_gets_its_own_session(spark):
         assert spark_session("sail") is spark
         assert other.sql("SELECT 2 AS two").collect()[0]["two"] == 2
     finally:
+        # closed before its server goes: PySpark's exit hook would retry calls to it
+        stop_connect_sessions()
         server.stop()
+    assert other.client.is_closed and not spark.client.is_closed  # Sail's stays open
+    assert spark.sql("SELECT 1 AS one").collect()[0]["one"] == 1

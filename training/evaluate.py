@@ -25,7 +25,6 @@ metrics.json:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -344,12 +343,11 @@ def evaluate_scorer(data: TrainingSet, scorer: Scorer, model_name: str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     from features.settings import load_settings
+    from training.cli import run_parser
     from training.models import DEFAULT_MODEL, model_names
 
-    parser = argparse.ArgumentParser(description="Evaluate a trained model on its held-out "
-                                                 "days against every baseline.")
-    parser.add_argument("--lake", help="lake root (default: $LAKE_ROOT or ./lake)")
-    parser.add_argument("--run-id", required=True, help="training set run id")
+    parser = run_parser("Evaluate a trained model on its held-out days against every "
+                        "baseline.")
     parser.add_argument("--out", required=True, help="training run folder (metrics go here)")
     parser.add_argument("--landing", help="landing root, for the simulator's oracle")
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=model_names())

@@ -7,7 +7,6 @@ runs as W local MultiWorkerMirrored processes (training.launcher).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -70,12 +69,10 @@ def _is_chief() -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from features.settings import load_settings
+    from training.cli import run_parser
     from training.models import DEFAULT_MODEL, model_names
 
-    parser = argparse.ArgumentParser(description="Train a model on a training set.")
-    parser.add_argument("--lake", help="lake root (default: $LAKE_ROOT or ./lake)")
-    parser.add_argument("--run-id", "--training-set", dest="run_id", required=True,
-                        help="training set run id under <lake>/training_sets/")
+    parser = run_parser("Train a model on a training set.")
     parser.add_argument("--out", required=True, help="output folder of the training run")
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=model_names())
     parser.add_argument("--workers", type=int, default=1,

@@ -34,7 +34,6 @@ One progress line per finished trial: number, state, value, epochs, seconds, bes
 
 from __future__ import annotations
 
-import argparse
 import gc
 import hashlib
 import json
@@ -908,11 +907,10 @@ def rank_agreement(lake_root: Path | str, run_id: str, configs: Sequence[Mapping
 
 def main(argv: Sequence[str] | None = None) -> int:
     from features.settings import load_settings
+    from training.cli import run_parser
 
-    parser = argparse.ArgumentParser(description="Tune a model's settings on the validation "
-                                                 "days of a training set (Optuna).")
-    parser.add_argument("--lake", help="lake root (default: $LAKE_ROOT or ./lake)")
-    parser.add_argument("--run-id", required=True, help="training set run id")
+    parser = run_parser("Tune a model's settings on the validation days of a training set "
+                        "(Optuna).")
     parser.add_argument("--study", required=True, help="study name (resumed when it exists)")
     parser.add_argument("--trials", type=int, default=20,
                         help="finished trials the study should have, all processes together")

@@ -1,0 +1,95 @@
+"""The features_daily DAG for one bench-scale day through a real Airflow (infra/airflow.sh:
+scheduler, LocalExecutor, one process per task), embedded Sail.
+
+Two simulated days: the first day's run warms up and gives the second its history; the
+second day's run is measured: the wall time of its backfill (queue to success, as a user
+waits for it) and each task's duration from Airflow's metadata database. Issue 19's goal:
+the day, ingest to labels, under 60 s on two cores.
+
+    .venv/bin/python -m bench.bench_daily_dag                 # bench scale (~1M sessions/day)
+    .venv/bin/python -m bench.bench_daily_dag --scale demo    # ~250k sessions/day
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import report
+from features.days import add_days
+from jobs.simulator import SCALES, make_landing
+
+ROOT = Path(__file__).resolve().parents[1]
+START = "2026-07-01"
+DAG = "features_daily"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _airflow(env: dict[str, str], *args: str) -> float:
+    """Run infra/airflow.sh; its wall time. A failure stops the benchmark with its output."""
+    started = time.perf_counter()
+    done = subprocess.run(["bash", str(ROOT / "infra" / "airflow.sh"), *args], env=env,
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"airflow.sh {' '.join(args)} failed:\n{done.stdout[-3000:]}"
+                         f"{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def task_seconds(home: Path, day: str) -> dict[str, float]:
+    """Each task's duration in the features_daily run of `day` (its logical date)."""
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT ti.task_id, ti.duration FROM task_instance ti JOIN dag_run r "
+            "ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id "
+            "WHERE r.dag_id = ? AND substr(r.logical_date, 1, 10) = ?", (DAG, day)).fetchall()
+    return {task: float(seconds or 0.0) for task, seconds in rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="bench",
+                        help="simulated size of a day (default bench, ~1M sessions)")
+    args = parser.parse_args(argv)
+    first, day = START, add_days(START, 1)
+    with tempfile.TemporaryDirectory(prefix="bench_daily_dag_") as tmp:
+        tmp_path = Path(tmp)
+        landing = make_landing(tmp_path, START, 2, scale=args.scale, seed=7)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AIRFLOW", "SPARK_REMOTE"))}
+        env.update(AIRFLOW_HOME=str(tmp_path / "home"), AIRFLOW_PORT=str(_free_port()),
+                   AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
+                   LAKE_ROOT=str(tmp_path / "lake"), LANDING_ROOT=str(landing),
+                   MODELS_ROOT=str(tmp_path / "models"),
+                   TRAINING_RUNS_ROOT=str(tmp_path / "runs"), FEATURES_START_DATE=first,
+                   FEATURES_END_DATE=day, AIRFLOW_UNPAUSE="", TRAINING_SCHEDULE="none")
+        _airflow(env, "start")
+        try:
+            warm = _airflow(env, "backfill", DAG, first, first)
+            wall = _airflow(env, "backfill", DAG, day, day)
+        finally:
+            subprocess.run(["bash", str(ROOT / "infra" / "airflow.sh"), "stop"], env=env,
+                           cwd=ROOT, capture_output=True, check=False)
+        tasks = task_seconds(tmp_path / "home", day)
+    rows = [(task, f"{seconds:7.2f} s") for task, seconds in sorted(tasks.items())]
+    rows += [("sum of task durations", f"{sum(tasks.values()):7.2f} s"),
+             ("first day's run (warm-up)", f"{warm:7.2f} s"),
+             ("the day's run, queued to done", f"{wall:7.2f} s   (goal < 60 s)")]
+    report(f"{DAG} for {day} through Airflow ({args.scale} scale, embedded Sail, "
+           f"load average {os.getloadavg()[0]:.1f})", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

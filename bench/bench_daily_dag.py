@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sqlite3
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import report
+from bench.common import free_port, report
 from features.days import add_days
 from jobs.simulator import SCALES, make_landing
 
@@ -29,11 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 START = "2026-07-01"
 DAG = "features_daily"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _airflow(env: dict[str, str], *args: str) -> float:
@@ -68,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         landing = make_landing(tmp_path, START, 2, scale=args.scale, seed=7)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("AIRFLOW", "SPARK_REMOTE"))}
-        env.update(AIRFLOW_HOME=str(tmp_path / "home"), AIRFLOW_PORT=str(_free_port()),
-                   AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
+        env.update(AIRFLOW_HOME=str(tmp_path / "home"), AIRFLOW_PORT=str(free_port()),
+                   AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
                    LAKE_ROOT=str(tmp_path / "lake"), LANDING_ROOT=str(landing),
                    MODELS_ROOT=str(tmp_path / "models"),
                    TRAINING_RUNS_ROOT=str(tmp_path / "runs"), FEATURES_START_DATE=first,

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import report
+from bench.common import free_port, report
 from jobs.engine import jvm_child_env
 from jobs.simulator import SCALES, make_landing
 
@@ -36,11 +35,6 @@ STEPS = ("ingest", "daily_stats", "profiles", "labels")
 ENGINES = ("sail", "jvm", "cluster")
 LABELS = {"sail": "embedded Sail", "jvm": "JVM local[2]", "cluster": "cluster 2 workers"}
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _base_env() -> dict[str, str]:
@@ -84,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, dict[str, float]] = {}
         summaries: dict[str, str] = {}
         cluster_env = {**_base_env(), "SPARK_CLUSTER_DIR": str(Path(tmp) / "cluster"),
-                       "SPARK_MASTER_PORT": str(_free_port()),
-                       "SPARK_MASTER_WEBUI_PORT": str(_free_port()),
-                       "SPARK_CONNECT_PORT": str(_free_port()),
+                       "SPARK_MASTER_PORT": str(free_port()),
+                       "SPARK_MASTER_WEBUI_PORT": str(free_port()),
+                       "SPARK_CONNECT_PORT": str(free_port()),
                        "SPARK_CLUSTER_CONNECT": "0",  # the job alone on the workers
                        "SPARK_EXECUTOR_MEMORY": "3g", "SPARK_WORKER_MEMORY": "4g"}
         for engine in engines:

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a service the benchmark starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -93,6 +93,11 @@ def resolve_engine(engine: str | None = None, remote: str | None = None) -> tupl
     return engine, remote if engine == "connect" else None
 
 
+def _sail_url() -> str | None:
+    """The embedded Sail server's Connect URL; None before it starts."""
+    return f"sc://127.0.0.1:{_sail_server.listening_address[1]}" if _sail_server else None
+
+
 def _start_sail() -> str:
     global _sail_server
     with _lock:
@@ -103,8 +108,7 @@ def _start_sail() -> str:
             server.start(background=True)
             atexit.register(server.stop)
             _sail_server = server
-        _, port = _sail_server.listening_address
-    return f"sc://127.0.0.1:{port}"
+        return _sail_url()
 
 
 @contextlib.contextmanager
@@ -137,10 +141,8 @@ def stop_connect_sessions() -> None:
     server goes away: a client still open at exit sends clean-up calls from PySpark's atexit
     hook and retries them for minutes against a server that is gone."""
     with _lock:
-        sail = (f"sc://127.0.0.1:{_sail_server.listening_address[1]}" if _sail_server
-                else None)
         sessions = [_connect_sessions.pop(url) for url in list(_connect_sessions)
-                    if url != sail]
+                    if url != _sail_url()]
     for session in sessions:
         if not session.is_stopped:
             session.stop()

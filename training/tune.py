@@ -763,16 +763,16 @@ def _tuned_fusion(lake_root: Path | str, run_id: str, out: Path | str, trials: i
                   overrides: Mapping[str, Any], settings: StudySettings,
                   print_fn: Callable[[str], None]) -> dict[str, Any]:
     from training.config import LoopConfig
-    from training.models.two_tower.config import TwoTowerConfig
+    from training.models.fusion import FusionConfig
 
-    component = set(LoopConfig.model_fields) | set(TwoTowerConfig.model_fields)
+    field, inner = FusionConfig.nested_settings
+    component = set(LoopConfig.model_fields) | set(inner.model_fields)
     fixed = {**{k: v for k, v in overrides.items() if k in component},
-             **dict(overrides.get("two_tower_settings") or {})}
+             **dict(overrides.get(field) or {})}
     best = tuned_overrides(lake_root, run_id, out, trials, fixed, settings, "two_tower",
                            print_fn)
     # flat: the fusion's split_settings routes the two-tower names into its component
-    return {**{k: v for k, v in overrides.items()
-               if k not in component and k != "two_tower_settings"}, **best}
+    return {**{k: v for k, v in overrides.items() if k not in component | {field}}, **best}
 
 
 # --- the final run: the best configuration on the full range, judged on the test days -----

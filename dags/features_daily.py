@@ -3,7 +3,8 @@
 check_landing(D) -> ingest(D) -> daily_stats(D) -> profiles(D, D+1) -> labels(D) -> data_checks
                                                +-> anchor_neighbours(D+1)
 
-Profiles read the daily stats of the N days before their day, which other runs wrote:
+Profiles read the daily stats of the N days before their day, which other runs wrote, and
+advance the running totals (one day on top of the day before: a chain) through D-1 and D:
 `depends_on_past` on that task makes run D wait for run D-1's profiles, so by induction every
 earlier day's ingest and daily stats are done, while ingest and daily stats of different
 days still run in parallel. The task writes two partitions:
@@ -50,6 +51,8 @@ INGESTED = [ASSETS[t] for t in ("users", "anchors", "live_schedule", "raw_watch_
                                 "quarantine")]
 DAILY = [ASSETS[t] for t in ("daily_user_stats", "daily_anchor_stats", "daily_user_anchor")]
 PROFILES = [ASSETS["user_profiles"], ASSETS["anchor_profiles"]]
+# the profiles task also advances the running totals its window sums are differences of
+TOTALS = [ASSETS["user_running_totals"], ASSETS["anchor_running_totals"]]
 NEIGHBOURS = [ASSETS["anchor_neighbours"]]
 # Missing inputs and bad arguments fail at once; a retry cannot make files appear.
 NOT_RETRYABLE = (FileNotFoundError, ValueError)
@@ -121,7 +124,7 @@ def features_daily():
             job.run(open_lake(params), day)
         _mark(DAILY, day)
 
-    @task(outlets=PROFILES, depends_on_past=True)
+    @task(outlets=PROFILES + TOTALS, depends_on_past=True)
     def profiles(params=None) -> list[str]:
         """Profiles as of D (final) and as of D+1 (the next label day), see the module doc."""
         from features.days import add_days
@@ -136,6 +139,7 @@ def features_daily():
                         allow_partial=True, history_days=settings.history_days,
                         history_k=settings.history_k)
         _mark(PROFILES, *built)
+        _mark(TOTALS, day)
         return built
 
     @task(outlets=NEIGHBOURS, depends_on_past=True)

@@ -13,6 +13,7 @@ PARTITION_COLUMN = "dt"
 
 S, L, D, TS, INT, B = "string", "bigint", "double", "timestamp", "int", "boolean"
 CATEGORY_SECONDS = "map<string,double>"
+CATEGORY_MILLIS = "map<string,bigint>"
 ID_LIST = "array<bigint>"
 VECTOR = "array<double>"
 
@@ -91,6 +92,27 @@ DAILY_USER_ANCHOR = TableSpec(
      ("gift_value", D), ("last_start_time", TS), ("dt", S)),
 )
 
+# Running totals of the daily stats (fixed point: milliseconds, micro-units of gift value):
+# a profile's window sums are the difference of two days' rows, whatever the window's length.
+# `since`: the day the entity's running total started (it restarts after a long absence).
+_TOTAL_SUMS = (("sessions", L), ("watch_millis", L), ("bounces", L), ("long_watches", L),
+               ("gift_micros", L), ("gift_sessions", L), ("active_days", L))
+
+USER_TOTALS = TableSpec(
+    "user_running_totals",
+    "one row per user active on dt or recently before: sums of daily_user_stats since `since`",
+    (("user_id", L), ("since", S), ("last_dt", S), *_TOTAL_SUMS,
+     ("category_millis", CATEGORY_MILLIS), ("dt", S)),
+)
+
+ANCHOR_TOTALS = TableSpec(
+    "anchor_running_totals",
+    "one row per anchor live or watched on dt or recently before: sums of daily_anchor_stats "
+    "since `since`",
+    (("anchor_id", L), ("since", S), ("last_dt", S), ("last_live_dt", S), *_TOTAL_SUMS,
+     ("live_days", L), ("dt", S)),
+)
+
 _WINDOW_FIELDS = (
     ("window_days", INT), ("window_days_present", INT), ("has_history", B),
     ("source_min_dt", S), ("source_max_dt", S),
@@ -139,7 +161,7 @@ ANCHOR_NEIGHBOURS = TableSpec(
 
 ALL_TABLES = (
     USERS, ANCHORS, LIVE_SCHEDULE, RAW_WATCH_SESSIONS, QUARANTINE, DAILY_USER_STATS,
-    DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR, USER_PROFILES, ANCHOR_PROFILES, ANCHOR_NEIGHBOURS,
-    LABELS,
+    DAILY_ANCHOR_STATS, DAILY_USER_ANCHOR, USER_TOTALS, ANCHOR_TOTALS, USER_PROFILES,
+    ANCHOR_PROFILES, ANCHOR_NEIGHBOURS, LABELS,
 )
 TABLES = {spec.name: spec for spec in ALL_TABLES}

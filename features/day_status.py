@@ -27,7 +27,7 @@ from features.days import parse_day
 from features.files import atomic_write_text
 
 STATUS_DIR = "_day_status"
-JOBS = ("ingest", "daily_stats", "profiles", "anchor_neighbours", "labels")
+JOBS = ("ingest", "daily_stats", "running_totals", "profiles", "anchor_neighbours", "labels")
 MISSING, INCOMPLETE, STALE = "missing", "incomplete", "stale"
 
 
@@ -93,22 +93,33 @@ class Ledger:
 
     def state(self, job: str, day: str) -> tuple[str | None, str]:
         """(problem, detail): problem None when complete, else MISSING or STALE (detail
-        names the input that changed)."""
-        k = key(job, day)
-        if k not in self._state:
-            record = load(self.root, job, day)
+        names the input that changed). Walked with a stack, not recursion: running totals
+        chain each day to the day before, as far back as the history goes."""
+        pending = [key(job, day)]
+        while pending:
+            k = pending[-1]
+            if k in self._state:
+                pending.pop()
+                continue
+            record = load(self.root, *k.split("/", 1))
             if record is None:
                 self._state[k] = (MISSING, "")
-            else:
-                self._state[k] = (None, record.token)
-                for input_key, token in sorted(record.inputs.items()):
+                pending.pop()
+                continue
+            unknown = [i for i in sorted(record.inputs) if i not in self._state]
+            if unknown:
+                pending.extend(unknown)
+                continue
+            self._state[k] = (None, record.token)
+            for input_key, token in sorted(record.inputs.items()):
+                problem, current = self._state[input_key]
+                if problem is not None or current != token:
                     input_job, input_day = input_key.split("/", 1)
-                    problem, current = self.state(input_job, input_day)
-                    if problem is not None or current != token:
-                        self._state[k] = (STALE, f"{input_job} {input_day} was re-run or is "
-                                                 f"incomplete since")
-                        break
-        return self._state[k]
+                    self._state[k] = (STALE, f"{input_job} {input_day} was re-run or is "
+                                             f"incomplete since")
+                    break
+            pending.pop()
+        return self._state[key(job, day)]
 
     def token(self, job: str, day: str) -> str | None:
         problem, token = self.state(job, day)

@@ -14,6 +14,10 @@ DEFAULT_LAST_K = 10
 DEFAULT_HISTORY_DAYS = 56
 DEFAULT_HISTORY_K = 32
 HISTORY_HALF_LIFE_DAYS = 14.0
+MAX_WINDOW_DAYS = 365
+# Running totals drop an entity inactive this long (and restart it from zero when it comes
+# back): longer than any window, so no window difference ever needs a dropped row.
+TOTALS_RETENTION_DAYS = MAX_WINDOW_DAYS + 1
 # Anchor item-CF (jobs.anchor_neighbours builds the table, training.models.item_cf reads it
 # when it was built with the same settings): co-watching over the W days before the day,
 # shrunk cosine, the top neighbours of each anchor, a user's most watched anchors voting.

@@ -1,6 +1,10 @@
 """User and anchor profiles as of day D, from the daily partial aggregates of D-N .. D-1.
 
 The label day D itself is never read: profiles for the labels of D see only the past.
+Sums and counts over the window are differences of two rows of running totals (D-1 and
+D-N-1, `jobs.running_totals`), so they cost the same at any N; the pair-based features
+(last anchors, distinct anchors, viewers, gifters, the long history) are the only part
+that reads the days themselves, all from one pass over the pairs.
 Every row records its window (`window_days`, `window_days_present`) and the first and
 last source day that contributed (`source_min_dt`, `source_max_dt`), which the leakage
 audit checks. Users and anchors known as of D with no activity in the window get a row
@@ -19,25 +23,31 @@ from pyspark.sql import functions as F
 from features import day_status
 from features.catalog import (
     ANCHOR_PROFILES,
+    ANCHOR_TOTALS,
     ANCHORS,
     DAILY_ANCHOR_STATS,
     DAILY_USER_ANCHOR,
     DAILY_USER_STATS,
     USER_PROFILES,
+    USER_TOTALS,
     USERS,
+    TableSpec,
 )
-from features.days import day_arg, window_before
+from features.days import add_days, day_arg, window_before
 from features.rules import (
     DEFAULT_HISTORY_DAYS,
     DEFAULT_HISTORY_K,
     DEFAULT_LAST_K,
     DEFAULT_WINDOW_DAYS,
     HISTORY_HALF_LIFE_DAYS,
+    MAX_WINDOW_DAYS,
 )
 from features.settings import Settings
+from jobs import running_totals
 from jobs.cli import int_in, job_parser, rows_summary, run_job
 from jobs.lake import Lake
 from jobs.maps import map_agg
+from jobs.schemas import spark_schema
 
 log = logging.getLogger(__name__)
 JOB = "profiles"
@@ -62,76 +72,123 @@ def _window_columns(day: str, window: int, present: int) -> list[Column]:
             F.col("source_max_dt").isNotNull().alias("has_history"), F.lit(day).alias("dt")]
 
 
-_SUMS = ("sessions", "watch_seconds", "bounces", "long_watches", "gift_value", "gift_sessions")
 _ZEROS = {"sessions": 0, "watch_seconds": 0.0, "bounces": 0, "long_watches": 0,
           "gift_value": 0.0, "gift_sessions": 0, "active_days": 0}
 
 
-def build_user_history(pairs: DataFrame, day: str, history_days: int, top_k: int,
-                       half_life_days: float = HISTORY_HALF_LIFE_DAYS) -> DataFrame:
-    """One row per user with a watch in `pairs` (daily_user_anchor rows of the H days before
-    `day`): their `top_k` anchors by sum of log1p(watch seconds) * 0.5^(age / half life),
-    age in days before `day`, strongest first (ties: smaller anchor id), with the weights.
-    Each day's term is rounded to a millionth and summed as an integer: a float sum would
-    depend on the engine's order of rows, and a re-run must give the same bits."""
+def window_sums(upper: DataFrame, lower: DataFrame, key: str, sums: Sequence[str],
+                start: str, keep: Sequence[str] = ()) -> DataFrame:
+    """One row per entity active in days `start` .. D-1: its running totals as of D-1
+    (`upper`) minus those as of `start` - 1 (`lower`) when both rows belong to the same
+    running total (same `since`; a later `since` began inside the window, and nothing of
+    the older one falls in it). Fixed point in, fixed point out: exact at any window length.
+    Columns: key, `sums`, source_max_dt, the upper row's `keep` columns, and those of the
+    lower row as `before_<column>` (null when the lower row does not count)."""
+    active = upper.where(F.col("last_dt") >= start)
+    prior = lower.select(key, F.col("since").alias("_since"),
+                         *[F.col(c).alias(f"_{c}") for c in (*sums, *keep)])
+    same = F.col("_since") == F.col("since")
+    return active.join(prior, key, "left").select(
+        key, *[(F.col(c) - F.when(same, F.col(f"_{c}")).otherwise(0)).alias(c) for c in sums],
+        F.col("last_dt").alias("source_max_dt"), *keep,
+        *[F.when(same, F.col(f"_{c}")).alias(f"before_{c}") for c in keep])
+
+
+def _fixed_point_sums(sums: DataFrame) -> list[Column]:
+    return [F.col("sessions"), (F.col("watch_millis") / F.lit(1e3)).alias("watch_seconds"),
+            F.col("bounces"), F.col("long_watches"),
+            (F.col("gift_micros") / F.lit(1e6)).alias("gift_value"), F.col("gift_sessions"),
+            F.col("active_days").cast("int").alias("active_days")]
+
+
+def category_shares(sums: DataFrame) -> DataFrame:
+    """user_id -> {category: share of the window's watch time}, categories watched in it."""
+    added = sums.select("user_id", F.explode("category_millis").alias("category", "millis"))
+    taken = sums.select("user_id", F.explode("before_category_millis")
+                        .alias("category", "millis")).select(
+        "user_id", "category", (-F.col("millis")).alias("millis"))
+    per_category = (added.unionByName(taken).groupBy("user_id", "category")
+                    .agg(F.sum("millis").alias("millis")).where(F.col("millis") > 0))
+    return (per_category.join(sums.select("user_id", "watch_millis"), "user_id")
+            .withColumn("share", F.col("millis") / F.col("watch_millis"))
+            .groupBy("user_id").agg(map_agg("category", "share").alias("category_shares")))
+
+
+def pair_summary(pairs: DataFrame, day: str, window: int, history_days: int,
+                 half_life_days: float = HISTORY_HALF_LIFE_DAYS) -> DataFrame:
+    """One row per (user, anchor) watched in the max(N, H) days before `day` (`pairs`:
+    daily_user_anchor rows of those days), in one pass for every pair-based feature:
+    - weight: over the H days, sum of log1p(watch seconds) * 0.5^(age / half life), age in
+      days before `day`; each day's term rounded to a millionth and summed as an integer,
+      so a re-run gives the same bits whatever the engine's order of rows; history_last_dt;
+    - t: the last start time within the N days (null: not watched in the window) and
+      window_first_dt, the first window day it was watched."""
+    history_start, window_start = window_before(day, history_days)[0], window_before(
+        day, window)[0]
     age = F.datediff(F.lit(day).cast("date"), F.col("dt").cast("date"))
     weight = F.log1p("watch_seconds") * F.pow(F.lit(0.5), age / F.lit(float(half_life_days)))
     micros = F.round(weight * F.lit(1e6)).cast("bigint")
-    per_pair = pairs.groupBy("user_id", "anchor_id").agg(
-        (F.sum(micros) / F.lit(1e6)).alias("weight"), F.max("dt").alias("last_dt"))
+    in_history, in_window = F.col("dt") >= history_start, F.col("dt") >= window_start
+    return pairs.groupBy("user_id", "anchor_id").agg(
+        (F.sum(F.when(in_history, micros)) / F.lit(1e6)).alias("weight"),
+        F.max(F.when(in_history, F.col("dt"))).alias("history_last_dt"),
+        F.max(F.when(in_window, F.col("last_start_time"))).alias("t"),
+        F.min(F.when(in_window, F.col("dt"))).alias("window_first_dt"))
+
+
+def build_user_history(summary: DataFrame, history_days: int, top_k: int) -> DataFrame:
+    """One row per user with a watch in the H days (`pair_summary` rows): their `top_k`
+    anchors by weight, strongest first (ties: smaller anchor id), with the weights."""
     strongest = Window.partitionBy("user_id").orderBy(F.col("weight").desc(), "anchor_id")
-    return (per_pair.withColumn("rank", F.row_number().over(strongest))
+    return (summary.where(F.col("weight").isNotNull())
+            .withColumn("rank", F.row_number().over(strongest))
             .where(F.col("rank") <= top_k)
             .groupBy("user_id").agg(
                 F.sort_array(F.collect_list(F.struct("rank", "anchor_id", "weight"))).alias("h"),
-                F.max("last_dt").alias("history_max_dt"))
+                F.max("history_last_dt").alias("history_max_dt"))
             .select("user_id", F.col("h.anchor_id").alias("history_anchors"),
                     F.col("h.weight").alias("history_weights"),
                     F.lit(history_days).alias("history_days"), "history_max_dt"))
 
 
+def build_window_pairs(summary: DataFrame, last_k: int) -> DataFrame:
+    """One row per user with a watch in the N days (`pair_summary` rows): the `last_k`
+    anchors watched last (ties: smaller anchor id), distinct anchors, first window day."""
+    watched = summary.where(F.col("t").isNotNull())
+    recency = Window.partitionBy("user_id").orderBy(F.col("t").desc(), F.col("anchor_id"))
+    last = (watched.withColumn("rank", F.row_number().over(recency))
+            .groupBy("user_id").agg(
+                F.sort_array(F.collect_list(F.when(F.col("rank") <= last_k, F.struct(
+                    "rank", "anchor_id")))).alias("s"),
+                F.count(F.lit(1)).alias("distinct_anchors"),
+                F.min("window_first_dt").alias("source_min_dt")))
+    return last.select("user_id", F.col("s.anchor_id").alias("last_anchors"),
+                       "distinct_anchors", "source_min_dt")
+
+
 def build_user_profiles(
-    users: DataFrame, user_stats: DataFrame, pairs: DataFrame, day: str, window: int,
-    last_k: int, present: int, history: DataFrame | None = None, history_days: int = 0,
+    users: DataFrame, upper: DataFrame, lower: DataFrame, summary: DataFrame, day: str,
+    window: int, last_k: int, present: int, history_days: int, history_k: int,
 ) -> DataFrame:
     """One row per user known as of `day` (grain: user_id, dt).
 
     Args:
       users: the users table (dt = day of first appearance), any days.
-      user_stats / pairs: daily_user_stats / daily_user_anchor rows of the window only.
+      upper / lower: user_running_totals as of D-1 and as of D-N-1 (empty before history).
+      summary: `pair_summary` of the max(N, H) days before `day`.
       present: how many window days had data (== window unless a partial window).
-      history: `build_user_history` of the H = `history_days` days before `day` (None:
-        every user's history is empty).
     """
-    sums = user_stats.groupBy("user_id").agg(
-        *[F.sum(c).alias(c) for c in _SUMS],
-        F.countDistinct("dt").cast("int").alias("active_days"),
-        F.min("dt").alias("source_min_dt"), F.max("dt").alias("source_max_dt"),
-    )
-    per_category = (user_stats.select("user_id", F.explode("category_seconds")
-                                      .alias("category", "seconds"))
-                    .groupBy("user_id", "category").agg(F.sum("seconds").alias("seconds")))
-    shares = (per_category.join(sums.select("user_id", "watch_seconds"), "user_id")
-              .withColumn("share", _ratio("seconds", "watch_seconds"))
-              .groupBy("user_id").agg(map_agg("category", "share").alias("category_shares")))
-    latest = pairs.groupBy("user_id", "anchor_id").agg(F.max("last_start_time").alias("t"))
-    recency = Window.partitionBy("user_id").orderBy(F.col("t").desc(), F.col("anchor_id"))
-    last_anchors = (latest.withColumn("rank", F.row_number().over(recency))
-                    .where(F.col("rank") <= last_k)
-                    .groupBy("user_id").agg(
-                        F.sort_array(F.collect_list(F.struct("rank", "anchor_id"))).alias("s"))
-                    .select("user_id", F.col("s.anchor_id").alias("last_anchors")))
-    distinct = latest.groupBy("user_id").agg(F.count(F.lit(1)).alias("distinct_anchors"))
+    start = window_before(day, window)[0]
+    sums = window_sums(upper, lower, "user_id", running_totals.SUMS, start,
+                       keep=["category_millis"])
+    stats = sums.select("user_id", *_fixed_point_sums(sums), "source_max_dt")
+    history = build_user_history(summary, history_days, history_k)
     base = first_appearance(users, "user_id", day).select(
         "user_id", "gender", "age_bucket", "city", "device",
         F.datediff(F.lit(day).cast("date"), F.col("signup_date").cast("date"))
         .cast("int").alias("tenure_days"))
-    if history is None:
-        history = pairs.sparkSession.createDataFrame(
-            [], "user_id bigint, history_anchors array<bigint>, history_weights array<double>, "
-                "history_days int, history_max_dt string")
-    profile = (base.join(sums, "user_id", "left").join(shares, "user_id", "left")
-               .join(last_anchors, "user_id", "left").join(distinct, "user_id", "left")
+    profile = (base.join(stats, "user_id", "left").join(category_shares(sums), "user_id", "left")
+               .join(build_window_pairs(summary, last_k), "user_id", "left")
                .join(history.drop("history_days"), "user_id", "left")
                .fillna({**_ZEROS, "distinct_anchors": 0}))
     return profile.select(
@@ -154,17 +211,20 @@ def build_user_profiles(
 
 
 def build_anchor_profiles(
-    anchors: DataFrame, anchor_stats: DataFrame, pairs: DataFrame, day: str, window: int,
-    present: int,
+    anchors: DataFrame, upper: DataFrame, lower: DataFrame, window_days: DataFrame,
+    pairs: DataFrame, day: str, window: int, present: int,
 ) -> DataFrame:
-    """One row per anchor known as of `day` (grain: anchor_id, dt); inputs as for users."""
-    sums = anchor_stats.groupBy("anchor_id").agg(
-        *[F.sum(c).alias(c) for c in _SUMS],
-        F.sum(F.col("is_live").cast("int")).cast("int").alias("live_days"),
-        F.sum((F.col("sessions") > 0).cast("int")).cast("int").alias("active_days"),
-        F.max(F.when(F.col("is_live"), F.col("dt"))).alias("last_live_dt"),
-        F.min("dt").alias("source_min_dt"), F.max("dt").alias("source_max_dt"),
-    )
+    """One row per anchor known as of `day` (grain: anchor_id, dt); `upper` / `lower`:
+    anchor_running_totals as of D-1 and D-N-1; `window_days`: anchor_id, dt of the window's
+    daily_anchor_stats rows (the first day of each); `pairs`: the window's daily_user_anchor."""
+    start = window_before(day, window)[0]
+    sums = window_sums(upper, lower, "anchor_id", running_totals.ANCHOR_SUMS, start,
+                       keep=["last_live_dt"])
+    stats = sums.select(
+        "anchor_id", *_fixed_point_sums(sums),
+        F.col("live_days").cast("int").alias("live_days"), "source_max_dt",
+        F.when(F.col("last_live_dt") >= start, F.col("last_live_dt")).alias("last_live_dt"))
+    first = window_days.groupBy("anchor_id").agg(F.min("dt").alias("source_min_dt"))
     audience = pairs.groupBy("anchor_id").agg(
         F.countDistinct("user_id").alias("distinct_viewers"),
         F.countDistinct(F.when(F.col("gift_value") > 0, F.col("user_id")))
@@ -173,7 +233,8 @@ def build_anchor_profiles(
         "anchor_id", "category", "gender", "city",
         F.datediff(F.lit(day).cast("date"), F.col("debut_date").cast("date"))
         .cast("int").alias("days_since_debut"))
-    profile = (base.join(sums, "anchor_id", "left").join(audience, "anchor_id", "left")
+    profile = (base.join(stats, "anchor_id", "left").join(first, "anchor_id", "left")
+               .join(audience, "anchor_id", "left")
                .fillna({**_ZEROS, "live_days": 0, "distinct_viewers": 0,
                         "distinct_gifters": 0}))
     return profile.select(
@@ -213,27 +274,42 @@ def check_window(lake: Lake, day: str, window: int, allow_partial: bool
     return present, tokens
 
 
+def _totals(lake: Lake, spec: TableSpec, day: str, token: str | None) -> DataFrame:
+    """Running totals as of `day`; none (zero) when the day precedes the history."""
+    if token is None:
+        return lake.spark.createDataFrame([], spark_schema(spec))
+    return lake.read_days(spec, day, day)
+
+
 def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = DEFAULT_LAST_K,
         allow_partial: bool = False, history_days: int = DEFAULT_HISTORY_DAYS,
         history_k: int = DEFAULT_HISTORY_K) -> dict[str, int]:
     """Build and write user_profiles and anchor_profiles for `day`; returns the rows written
-    per table. The long history reaches back `history_days` days, or to the start of the
-    history when that is later (a gap inside the history fails, as for the window)."""
+    per table. Window sums come from the running totals of D-1 and D-N-1 (built first when
+    missing or out of date); the pair-based features read the max(N, H) days of pairs once.
+    The long history reaches back `history_days` days, or to the start of the history when
+    that is later (a gap inside the history fails, as for the window)."""
+    if not 1 <= window <= MAX_WINDOW_DAYS:
+        raise ValueError(f"window must be 1 .. {MAX_WINDOW_DAYS} days, got {window}")
     present, inputs = check_window(lake, day, window, allow_partial)
     _, history_inputs = check_window(lake, day, history_days, allow_partial=True)
-    start, end = window_before(day, window)[0], window_before(day, window)[-1]
-
-    def read(spec):
-        return lake.read_days(spec, start, end)
-
-    pairs = read(DAILY_USER_ANCHOR)
-    history = build_user_history(
-        lake.read_days(DAILY_USER_ANCHOR, window_before(day, history_days)[0], end), day,
-        history_days, history_k)
-    users = build_user_profiles(lake.read(USERS), read(DAILY_USER_STATS), pairs, day, window,
-                                last_k, len(present), history, history_days)
-    anchors = build_anchor_profiles(lake.read(ANCHORS), read(DAILY_ANCHOR_STATS), pairs, day,
-                                    window, len(present))
+    days = window_before(day, window)
+    bounds = {"upper": days[-1], "lower": add_days(days[0], -1)}
+    tokens = {name: running_totals.ensure(lake, d) for name, d in bounds.items()}
+    inputs |= {day_status.key(running_totals.JOB, bounds[name]): token
+               for name, token in tokens.items() if token is not None}
+    reach = window_before(day, max(window, history_days))[0]
+    summary = pair_summary(lake.read_days(DAILY_USER_ANCHOR, reach, days[-1]), day, window,
+                           history_days)
+    users = build_user_profiles(
+        lake.read(USERS), *(_totals(lake, USER_TOTALS, bounds[n], tokens[n])
+                            for n in ("upper", "lower")),
+        summary, day, window, last_k, len(present), history_days, history_k)
+    anchors = build_anchor_profiles(
+        lake.read(ANCHORS), *(_totals(lake, ANCHOR_TOTALS, bounds[n], tokens[n])
+                              for n in ("upper", "lower")),
+        lake.read_days(DAILY_ANCHOR_STATS, days[0], days[-1]).select("anchor_id", "dt"),
+        lake.read_days(DAILY_USER_ANCHOR, days[0], days[-1]), day, window, len(present))
     lake.begin_day(JOB, day)
     lake.write_partition(users, USER_PROFILES, day)
     lake.write_partition(anchors, ANCHOR_PROFILES, day)
@@ -250,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = job_parser("Build user_profiles and anchor_profiles as of one day from the "
                         "daily stats of the N days before it (never the day itself).")
     parser.add_argument("--date", required=True, type=day_arg, help="profile day D, YYYY-MM-DD")
-    parser.add_argument("--window", type=int_in(1, 365),
+    parser.add_argument("--window", type=int_in(1, MAX_WINDOW_DAYS),
                         help="N, days before D to aggregate (default: the settings' "
                              "window_days, $FEATURE_WINDOW_DAYS, else "
                              f"{DEFAULT_WINDOW_DAYS})")

@@ -21,6 +21,7 @@ _TYPES: dict[str, T.DataType] = {
     "boolean": T.BooleanType(),
     "timestamp": T.TimestampType(),
     "map<string,double>": T.MapType(T.StringType(), T.DoubleType()),
+    "map<string,bigint>": T.MapType(T.StringType(), T.LongType()),
     "array<bigint>": T.ArrayType(T.LongType()),
     "array<double>": T.ArrayType(T.DoubleType()),
 }

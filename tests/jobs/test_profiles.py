@@ -85,7 +85,7 @@ def _reference_user_stats(lake) -> pd.DataFrame:
         sessions=("session_id", "size"), watch_seconds=("watch_seconds", "sum"),
         active_days=("dt", "nunique"), distinct_anchors=("anchor_id", "nunique"),
         bounces=("bounce", "sum"), long_watches=("long", "sum"), gift_value=("gift_value", "sum"),
-        source_max_dt=("dt", "max"))
+        source_min_dt=("dt", "min"), source_max_dt=("dt", "max"))
 
 
 def test_incremental_sums_equal_a_direct_recomputation(lake):
@@ -100,6 +100,13 @@ def test_incremental_sums_equal_a_direct_recomputation(lake):
         assert (warm.loc[expected.index, column].tolist() == expected[column].tolist()), column
     # the latest anchors come first; ties in time are broken by anchor id
     raw = lake.read_days(RAW_WATCH_SESSIONS, DAYS[3], DAYS[5]).toPandas()
+    # shares of the window's watch time per category watched (anchor 101 + k: CATEGORIES[k])
+    raw["category"] = raw.anchor_id.map(lambda a: tiny_lake.CATEGORIES[a % 3])
+    seconds = raw[raw.watch_seconds > 0].groupby(["user_id", "category"]).watch_seconds.sum()
+    for user, shares in (seconds / seconds.groupby("user_id").transform("sum")).groupby(
+            "user_id"):
+        expected_shares = {c: pytest.approx(v) for (_, c), v in shares.items()}
+        assert dict(got.loc[user, "category_shares"]) == expected_shares
     for user, group in raw.groupby("user_id"):
         order = (group.groupby("anchor_id").start_time.max().reset_index()
                  .sort_values(["start_time", "anchor_id"], ascending=[False, True]))

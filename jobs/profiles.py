@@ -94,7 +94,7 @@ def window_sums(upper: DataFrame, lower: DataFrame, key: str, sums: Sequence[str
         *[F.when(same, F.col(f"_{c}")).alias(f"before_{c}") for c in keep])
 
 
-def _fixed_point_sums(sums: DataFrame) -> list[Column]:
+def _fixed_point_sums() -> list[Column]:
     return [F.col("sessions"), (F.col("watch_millis") / F.lit(1e3)).alias("watch_seconds"),
             F.col("bounces"), F.col("long_watches"),
             (F.col("gift_micros") / F.lit(1e6)).alias("gift_value"), F.col("gift_sessions"),
@@ -123,8 +123,8 @@ def pair_summary(pairs: DataFrame, day: str, window: int, history_days: int,
       so a re-run gives the same bits whatever the engine's order of rows; history_last_dt;
     - t: the last start time within the N days (null: not watched in the window) and
       window_first_dt, the first window day it was watched."""
-    history_start, window_start = window_before(day, history_days)[0], window_before(
-        day, window)[0]
+    history_start = window_before(day, history_days)[0]
+    window_start = window_before(day, window)[0]
     age = F.datediff(F.lit(day).cast("date"), F.col("dt").cast("date"))
     weight = F.log1p("watch_seconds") * F.pow(F.lit(0.5), age / F.lit(float(half_life_days)))
     micros = F.round(weight * F.lit(1e6)).cast("bigint")
@@ -181,7 +181,7 @@ def build_user_profiles(
     start = window_before(day, window)[0]
     sums = window_sums(upper, lower, "user_id", running_totals.SUMS, start,
                        keep=["category_millis"])
-    stats = sums.select("user_id", *_fixed_point_sums(sums), "source_max_dt")
+    stats = sums.select("user_id", *_fixed_point_sums(), "source_max_dt")
     history = build_user_history(summary, history_days, history_k)
     base = first_appearance(users, "user_id", day).select(
         "user_id", "gender", "age_bucket", "city", "device",
@@ -221,7 +221,7 @@ def build_anchor_profiles(
     sums = window_sums(upper, lower, "anchor_id", running_totals.ANCHOR_SUMS, start,
                        keep=["last_live_dt"])
     stats = sums.select(
-        "anchor_id", *_fixed_point_sums(sums),
+        "anchor_id", *_fixed_point_sums(),
         F.col("live_days").cast("int").alias("live_days"), "source_max_dt",
         F.when(F.col("last_live_dt") >= start, F.col("last_live_dt")).alias("last_live_dt"))
     first = window_days.groupBy("anchor_id").agg(F.min("dt").alias("source_min_dt"))

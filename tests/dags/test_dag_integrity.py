@@ -51,7 +51,8 @@ def test_features_daily_wiring(dagbag):
     ingest = dag.task_dict["ingest"]
     assert ingest.retries >= 1 and ingest.retry_exponential_backoff >= 2
     outlets = {t.task_id: {a.name for a in t.outlets} for t in dag.tasks}
-    assert outlets["profiles"] == {"lake.user_profiles", "lake.anchor_profiles"}
+    assert outlets["profiles"] == {"lake.user_profiles", "lake.anchor_profiles",
+                                   "lake.user_running_totals", "lake.anchor_running_totals"}
     assert outlets["labels"] == {"lake.labels"}
     assert outlets["anchor_neighbours"] == {"lake.anchor_neighbours"}
     assert "lake.raw_watch_sessions" in outlets["ingest"]

@@ -157,7 +157,9 @@ class TrainingSet:
         else:
             rng = np.random.default_rng(0)
             tables, held = [], 0
-            for pile in piles(files):  # stop reading once `limit` rows are in
+            order = piles(files)
+            rng.shuffle(order)
+            for pile in order:  # stop reading once `limit` rows are in
                 table = _read_pile(pile, columns)
                 tables.append(table.take(rng.permutation(table.num_rows)))
                 held += table.num_rows

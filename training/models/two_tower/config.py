@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# How a memory channel pools its rows: "normalised", the unit-norm weighted sum;
+# "max_scaled", the sum of unit rows weighted by their share of the largest weight
+MemoryPooling = Literal["normalised", "max_scaled"]
+
 
 class TwoTowerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -51,5 +55,5 @@ class TwoTowerConfig(BaseModel):
     # 0.376 (normalised w 0.9: 0.622 / 0.478 / 0.334). Max-scaling puts the history on top
     # (better top 10) but the user's unwatched history then outranks the model's other
     # anchors, and recall@50 drops: a setting for the tuner, not the default
-    memory_pooling: Literal["normalised", "max_scaled"] = "normalised"
+    memory_pooling: MemoryPooling = "normalised"
     history_k: int = Field(32, ge=1, le=200)  # long-history anchors read per user

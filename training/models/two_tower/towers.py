@@ -19,16 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import keras
 import tensorflow as tf
 
+from training.models.two_tower.config import MemoryPooling
+
 CONTENT = "content"
 PREFERENCE = "preference"
 GROUPS = (CONTENT, PREFERENCE)
-# How a memory channel pools its rows: "normalised", the unit-norm weighted sum;
-# "max_scaled", the sum of unit rows weighted by their share of the largest weight
-MEMORY_POOLINGS = ("normalised", "max_scaled")
+MEMORY_POOLINGS = get_args(MemoryPooling)
 
 
 def _check_group(name: str, group: str) -> None:

@@ -2,8 +2,8 @@
 same tables from raw sessions (issue 19: the daily job at N=30 >= 3x faster than the naive
 one), and embedded Sail against JVM Spark on the same job.
 
-The daily job reads two rows of running totals for its window sums and one pass of pairs
-for the pair-based features (the long history of H days included); the naive job has no
+The daily job reads two rows of running totals for its window sums and the daily pairs for
+the pair-based features (the long history of H days included); the naive job has no
 stored intermediate: every label day regroups the raw sessions of its max(N, H) days. Both
 write the same columns; the report says whether they agree on the last label day.
 """
@@ -63,7 +63,6 @@ def naive_profiles(raw: DataFrame, anchors: DataFrame, live: DataFrame,
     pairs = recent.groupBy("user_id", "anchor_id", "dt").agg(
         F.sum("watch_seconds").alias("watch_seconds"),
         F.max("start_time").alias("last_start_time"))
-    summary = profiles.pair_summary(pairs, day, window, history_days)
     categories = (sessions.join(anchors.select("anchor_id", "category"), "anchor_id", "left")
                   .groupBy("user_id", "category").agg(F.sum("watch_seconds").alias("s"))
                   .groupBy("user_id").agg(F.map_from_entries(F.collect_list(
@@ -71,10 +70,12 @@ def naive_profiles(raw: DataFrame, anchors: DataFrame, live: DataFrame,
     user_rows = (sessions.groupBy("user_id").agg(*_window_stats(),
                                                  F.countDistinct("dt").alias("active_days"))
                  .join(categories, "user_id", "left")
-                 .join(profiles.build_window_pairs(summary, last_k).drop("source_min_dt"),
+                 .join(profiles.build_window_pairs(profiles.pair_recency(
+                     pairs.where(F.col("dt") >= days[0])), last_k).drop("source_min_dt"),
                        "user_id", "left")
-                 .join(profiles.build_user_history(summary, history_days, history_k),
-                       "user_id", "full"))
+                 .join(profiles.build_user_history(profiles.pair_weights(
+                     pairs.where(F.col("dt") >= window_before(day, history_days)[0]), day),
+                     history_days, history_k), "user_id", "full"))
     live_days = (live.where(F.col("dt").between(days[0], days[-1]))
                  .groupBy("anchor_id").agg(F.countDistinct("dt").alias("live_days"),
                                            F.min("dt").alias("first_live_dt")))
@@ -208,8 +209,9 @@ def main() -> None:
         rows += [(f"Sail, N={big}, {len(jvm_days)} label days", f"{sail:7.2f} s"),
                  ("JVM Spark local[2], same days (Delta)", f"{jvm:7.2f} s"),
                  ("ratio JVM / Sail", f"{jvm / sail:7.2f}x")]
-    report(f"profiles for M={m} label days ({args.scale} scale, ~{sessions:,} sessions on "
-           f"the last day)", rows)
+    source = f"lake {args.lake}" if args.lake else f"{args.scale} scale"
+    report(f"profiles for M={m} label days ({source}, {sessions:,} sessions on the last "
+           f"day)", rows)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ days still run in parallel. The task writes two partitions:
 - profiles of D+1, from D+1-N .. D: the next label day's features, ready when D is done;
   entities that first appear on D+1 are not known yet, so they have no row in it;
 - profiles of D again, now that D's new users and anchors are ingested: the final partition,
-  with a cold-start row for each of them (the one the previous run wrote lacked them).
+  with a cold-start row for each of them (the one the previous run wrote lacked them; when
+  it is current, only those rows are added to it instead of building it again).
 Anchor neighbours (item-CF) of D+1 read the daily pairs of D+1-W .. D, so they wait for
 run D-1 the same way; those of D are built again only when missing or out of date (the
 first day of history, or a window day re-run since).
@@ -134,10 +135,10 @@ def features_daily():
         lake, built = open_lake(params), [day, add_days(day, 1)]
         settings = run_settings(params)
         with fail_without_retry(*NOT_RETRYABLE):
-            for profile_day in built:
+            for profile_day in built:  # D: its new entities added, if D's run built D
                 job.run(lake, profile_day, params["window_days"], settings.last_k,
                         allow_partial=True, history_days=settings.history_days,
-                        history_k=settings.history_k)
+                        history_k=settings.history_k, reuse=profile_day == day)
         _mark(PROFILES, *built)
         _mark(TOTALS, day)
         return built

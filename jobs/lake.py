@@ -164,20 +164,24 @@ class Lake:
                                              else f.dataType).alias(f.name)
                           for f in spark_schema(spec)])
 
-    def write_partition(self, df: DataFrame, spec: TableSpec, day: str) -> None:
-        """Replace partition `dt = day` of `spec` with `df`; fail if a row belongs elsewhere."""
+    def write_partition(self, df: DataFrame, spec: TableSpec, day: str,
+                        append: bool = False) -> None:
+        """Replace partition `dt = day` of `spec` with `df` (or add `df` to it: `append`);
+        fail if a row belongs elsewhere."""
         if not spec.partitioned:
             raise ValueError(f"{spec.name} is not partitioned by {PARTITION_COLUMN}")
         out = self._conform(df, spec)
         self.create(spec, out)
         out = out.withColumn(PARTITION_COLUMN, guard_partition(F.col(PARTITION_COLUMN), day))
-        writer = out.write.format(self.format).mode("overwrite").partitionBy(PARTITION_COLUMN)
-        if self.format == "delta":
+        mode = "append" if append else "overwrite"
+        writer = out.write.format(self.format).mode(mode).partitionBy(PARTITION_COLUMN)
+        if not append and self.format == "delta":
             writer = writer.option("replaceWhere", f"{PARTITION_COLUMN} = '{day}'")
-        else:  # Parquet (parity tests): dynamic overwrite touches only the written partition
+        elif not append:  # Parquet (parity tests): dynamic overwrite touches only the day
             writer = writer.option("partitionOverwriteMode", "dynamic")
         with_commit_retries(lambda: writer.save(str(self.path(spec))), f"{spec.name}/{day}")
-        log.info("wrote %s %s=%s", spec.name, PARTITION_COLUMN, day)
+        log.info("%s %s %s=%s", "added to" if append else "wrote", spec.name,
+                 PARTITION_COLUMN, day)
         _failpoint()
 
     def overwrite_table(self, df: DataFrame, spec: TableSpec,

@@ -3,8 +3,8 @@
 The label day D itself is never read: profiles for the labels of D see only the past.
 Sums and counts over the window are differences of two rows of running totals (D-1 and
 D-N-1, `jobs.running_totals`), so they cost the same at any N; the pair-based features
-(last anchors, distinct anchors, viewers, gifters, the long history) are the only part
-that reads the days themselves, all from one pass over the pairs.
+(last anchors, distinct anchors, viewers, gifters; the long history of H days) are the only
+part that reads the days themselves, from the daily (user, anchor) pairs.
 Every row records its window (`window_days`, `window_days_present`) and the first and
 last source day that contributed (`source_min_dt`, `source_max_dt`), which the leakage
 audit checks. Users and anchors known as of D with no activity in the window get a row
@@ -114,34 +114,31 @@ def category_shares(sums: DataFrame) -> DataFrame:
             .groupBy("user_id").agg(map_agg("category", "share").alias("category_shares")))
 
 
-def pair_summary(pairs: DataFrame, day: str, window: int, history_days: int,
+def pair_weights(pairs: DataFrame, day: str,
                  half_life_days: float = HISTORY_HALF_LIFE_DAYS) -> DataFrame:
-    """One row per (user, anchor) watched in the max(N, H) days before `day` (`pairs`:
-    daily_user_anchor rows of those days), in one pass for every pair-based feature:
-    - weight: over the H days, sum of log1p(watch seconds) * 0.5^(age / half life), age in
-      days before `day`; each day's term rounded to a millionth and summed as an integer,
-      so a re-run gives the same bits whatever the engine's order of rows; history_last_dt;
-    - t: the last start time within the N days (null: not watched in the window) and
-      window_first_dt, the first window day it was watched."""
-    history_start = window_before(day, history_days)[0]
-    window_start = window_before(day, window)[0]
+    """One row per (user, anchor) of `pairs` (daily_user_anchor rows of the H days before
+    `day`): weight, the sum of log1p(watch seconds) * 0.5^(age / half life), age in days
+    before `day`, each day's term rounded to a millionth and summed as an integer (a re-run
+    gives the same bits whatever the engine's order of rows); history_last_dt."""
     age = F.datediff(F.lit(day).cast("date"), F.col("dt").cast("date"))
     weight = F.log1p("watch_seconds") * F.pow(F.lit(0.5), age / F.lit(float(half_life_days)))
     micros = F.round(weight * F.lit(1e6)).cast("bigint")
-    in_history, in_window = F.col("dt") >= history_start, F.col("dt") >= window_start
     return pairs.groupBy("user_id", "anchor_id").agg(
-        (F.sum(F.when(in_history, micros)) / F.lit(1e6)).alias("weight"),
-        F.max(F.when(in_history, F.col("dt"))).alias("history_last_dt"),
-        F.max(F.when(in_window, F.col("last_start_time"))).alias("t"),
-        F.min(F.when(in_window, F.col("dt"))).alias("window_first_dt"))
+        (F.sum(micros) / F.lit(1e6)).alias("weight"), F.max("dt").alias("history_last_dt"))
 
 
-def build_user_history(summary: DataFrame, history_days: int, top_k: int) -> DataFrame:
-    """One row per user with a watch in the H days (`pair_summary` rows): their `top_k`
+def pair_recency(pairs: DataFrame) -> DataFrame:
+    """One row per (user, anchor) of `pairs` (daily_user_anchor rows of the N days of the
+    window): t, the last start time, and window_first_dt, the first day it was watched."""
+    return pairs.groupBy("user_id", "anchor_id").agg(
+        F.max("last_start_time").alias("t"), F.min("dt").alias("window_first_dt"))
+
+
+def build_user_history(weights: DataFrame, history_days: int, top_k: int) -> DataFrame:
+    """One row per user with a watch in the H days (`pair_weights` rows): their `top_k`
     anchors by weight, strongest first (ties: smaller anchor id), with the weights."""
     strongest = Window.partitionBy("user_id").orderBy(F.col("weight").desc(), "anchor_id")
-    return (summary.where(F.col("weight").isNotNull())
-            .withColumn("rank", F.row_number().over(strongest))
+    return (weights.withColumn("rank", F.row_number().over(strongest))
             .where(F.col("rank") <= top_k)
             .groupBy("user_id").agg(
                 F.sort_array(F.collect_list(F.struct("rank", "anchor_id", "weight"))).alias("h"),
@@ -151,12 +148,11 @@ def build_user_history(summary: DataFrame, history_days: int, top_k: int) -> Dat
                     F.lit(history_days).alias("history_days"), "history_max_dt"))
 
 
-def build_window_pairs(summary: DataFrame, last_k: int) -> DataFrame:
-    """One row per user with a watch in the N days (`pair_summary` rows): the `last_k`
+def build_window_pairs(recency: DataFrame, last_k: int) -> DataFrame:
+    """One row per user with a watch in the N days (`pair_recency` rows): the `last_k`
     anchors watched last (ties: smaller anchor id), distinct anchors, first window day."""
-    watched = summary.where(F.col("t").isNotNull())
-    recency = Window.partitionBy("user_id").orderBy(F.col("t").desc(), F.col("anchor_id"))
-    last = (watched.withColumn("rank", F.row_number().over(recency))
+    latest = Window.partitionBy("user_id").orderBy(F.col("t").desc(), F.col("anchor_id"))
+    last = (recency.withColumn("rank", F.row_number().over(latest))
             .groupBy("user_id").agg(
                 F.sort_array(F.collect_list(F.when(F.col("rank") <= last_k, F.struct(
                     "rank", "anchor_id")))).alias("s"),
@@ -167,28 +163,30 @@ def build_window_pairs(summary: DataFrame, last_k: int) -> DataFrame:
 
 
 def build_user_profiles(
-    users: DataFrame, upper: DataFrame, lower: DataFrame, summary: DataFrame, day: str,
-    window: int, last_k: int, present: int, history_days: int, history_k: int,
+    users: DataFrame, upper: DataFrame, lower: DataFrame, window_pairs: DataFrame,
+    history_pairs: DataFrame, day: str, window: int, last_k: int, present: int,
+    history_days: int, history_k: int,
 ) -> DataFrame:
     """One row per user known as of `day` (grain: user_id, dt).
 
     Args:
       users: the users table (dt = day of first appearance), any days.
       upper / lower: user_running_totals as of D-1 and as of D-N-1 (empty before history).
-      summary: `pair_summary` of the max(N, H) days before `day`.
+      window_pairs / history_pairs: daily_user_anchor rows of the N and of the H days
+        before `day`.
       present: how many window days had data (== window unless a partial window).
     """
     start = window_before(day, window)[0]
     sums = window_sums(upper, lower, "user_id", running_totals.SUMS, start,
                        keep=["category_millis"])
     stats = sums.select("user_id", *_fixed_point_sums(), "source_max_dt")
-    history = build_user_history(summary, history_days, history_k)
+    history = build_user_history(pair_weights(history_pairs, day), history_days, history_k)
     base = first_appearance(users, "user_id", day).select(
         "user_id", "gender", "age_bucket", "city", "device",
         F.datediff(F.lit(day).cast("date"), F.col("signup_date").cast("date"))
         .cast("int").alias("tenure_days"))
     profile = (base.join(stats, "user_id", "left").join(category_shares(sums), "user_id", "left")
-               .join(build_window_pairs(summary, last_k), "user_id", "left")
+               .join(build_window_pairs(pair_recency(window_pairs), last_k), "user_id", "left")
                .join(history.drop("history_days"), "user_id", "left")
                .fillna({**_ZEROS, "distinct_anchors": 0}))
     return profile.select(
@@ -281,16 +279,61 @@ def _totals(lake: Lake, spec: TableSpec, day: str, token: str | None) -> DataFra
     return lake.read_days(spec, day, day)
 
 
+def _settings(window: int, last_k: int, history_days: int, history_k: int) -> dict:
+    return {"window": window, "last_k": last_k, "history_days": history_days,
+            "history_k": history_k}
+
+
+def add_new_entities(lake: Lake, day: str, settings: dict) -> dict[str, int] | None:
+    """Cold rows for the users and anchors first seen on `day`, added to profiles of `day`
+    built before `day` was ingested (the previous day's run builds them as its next label
+    day): nothing else of a profile of D depends on D. Returns the rows now in each table,
+    or None when the day has no complete, current profiles with these settings (build them
+    in full)."""
+    record = day_status.load(lake.root, JOB, day)
+    ledger = lake.ledger()
+    if (record is None or ledger.state(JOB, day)[0] is not None
+            or any(record.counts.get(k) != v for k, v in settings.items())):
+        return None
+    present = record.counts["window_days_present"]
+    users = lake.read(USERS).join(lake.read_days(USER_PROFILES, day, day).select("user_id"),
+                                  "user_id", "left_anti")
+    anchors = lake.read(ANCHORS).join(
+        lake.read_days(ANCHOR_PROFILES, day, day).select("anchor_id"), "anchor_id", "left_anti")
+    none = {spec: lake.spark.createDataFrame([], spark_schema(spec))
+            for spec in (USER_TOTALS, ANCHOR_TOTALS, DAILY_USER_ANCHOR)}
+    cold_users = build_user_profiles(
+        users, none[USER_TOTALS], none[USER_TOTALS], none[DAILY_USER_ANCHOR],
+        none[DAILY_USER_ANCHOR], day, settings["window"], settings["last_k"], present,
+        settings["history_days"], settings["history_k"])
+    cold_anchors = build_anchor_profiles(
+        anchors, none[ANCHOR_TOTALS], none[ANCHOR_TOTALS],
+        none[DAILY_USER_ANCHOR].select("anchor_id", "dt"), none[DAILY_USER_ANCHOR], day,
+        settings["window"], present)
+    lake.begin_day(JOB, day)
+    lake.write_partition(cold_users, USER_PROFILES, day, append=True)
+    lake.write_partition(cold_anchors, ANCHOR_PROFILES, day, append=True)
+    counts = {spec.name: lake.rows(spec, day) for spec in OUTPUTS}
+    lake.finish_day(JOB, day, OUTPUTS, {**record.counts, **counts}, record.inputs)
+    return counts
+
+
 def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = DEFAULT_LAST_K,
         allow_partial: bool = False, history_days: int = DEFAULT_HISTORY_DAYS,
-        history_k: int = DEFAULT_HISTORY_K) -> dict[str, int]:
+        history_k: int = DEFAULT_HISTORY_K, reuse: bool = False) -> dict[str, int]:
     """Build and write user_profiles and anchor_profiles for `day`; returns the rows written
     per table. Window sums come from the running totals of D-1 and D-N-1 (built first when
-    missing or out of date); the pair-based features read the max(N, H) days of pairs once.
+    missing or out of date); the pair-based features read the N and the H days of pairs.
     The long history reaches back `history_days` days, or to the start of the history when
-    that is later (a gap inside the history fails, as for the window)."""
+    that is later (a gap inside the history fails, as for the window). `reuse`: when the
+    day's profiles are complete and current with the same settings, only add the entities
+    first seen on `day` (`add_new_entities`)."""
     if not 1 <= window <= MAX_WINDOW_DAYS:
         raise ValueError(f"window must be 1 .. {MAX_WINDOW_DAYS} days, got {window}")
+    if reuse:
+        added = add_new_entities(lake, day, _settings(window, last_k, history_days, history_k))
+        if added is not None:
+            return added
     present, inputs = check_window(lake, day, window, allow_partial)
     _, history_inputs = check_window(lake, day, history_days, allow_partial=True)
     days = window_before(day, window)
@@ -298,13 +341,12 @@ def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = D
     tokens = {name: running_totals.ensure(lake, d) for name, d in bounds.items()}
     inputs |= {day_status.key(running_totals.JOB, bounds[name]): token
                for name, token in tokens.items() if token is not None}
-    reach = window_before(day, max(window, history_days))[0]
-    summary = pair_summary(lake.read_days(DAILY_USER_ANCHOR, reach, days[-1]), day, window,
-                           history_days)
     users = build_user_profiles(
         lake.read(USERS), *(_totals(lake, USER_TOTALS, bounds[n], tokens[n])
                             for n in ("upper", "lower")),
-        summary, day, window, last_k, len(present), history_days, history_k)
+        lake.read_days(DAILY_USER_ANCHOR, days[0], days[-1]),
+        lake.read_days(DAILY_USER_ANCHOR, window_before(day, history_days)[0], days[-1]),
+        day, window, last_k, len(present), history_days, history_k)
     anchors = build_anchor_profiles(
         lake.read(ANCHORS), *(_totals(lake, ANCHOR_TOTALS, bounds[n], tokens[n])
                               for n in ("upper", "lower")),
@@ -314,10 +356,8 @@ def run(lake: Lake, day: str, window: int = DEFAULT_WINDOW_DAYS, last_k: int = D
     lake.write_partition(users, USER_PROFILES, day)
     lake.write_partition(anchors, ANCHOR_PROFILES, day)
     counts = {spec.name: lake.rows(spec, day) for spec in OUTPUTS}
-    lake.finish_day(JOB, day, OUTPUTS, {**counts, "window": window, "last_k": last_k,
-                                        "window_days_present": len(present),
-                                        "history_days": history_days,
-                                        "history_k": history_k},
+    lake.finish_day(JOB, day, OUTPUTS, {**counts, "window_days_present": len(present),
+                                        **_settings(window, last_k, history_days, history_k)},
                     {**history_inputs, **inputs})
     return counts
 

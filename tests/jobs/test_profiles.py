@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.catalog import ANCHOR_PROFILES, RAW_WATCH_SESSIONS, USER_PROFILES
+from features.catalog import ANCHOR_PROFILES, ANCHORS, RAW_WATCH_SESSIONS, USER_PROFILES, USERS
 from jobs import daily_stats, leakage_audit, profiles
+from jobs.schemas import spark_schema
 from tests.jobs import tiny_lake
 from tests.jobs.tiny_lake import DAYS, NEW_ANCHOR, NEW_USER
 
@@ -224,3 +225,35 @@ def test_the_long_history_ranks_anchors_by_decayed_watch_time(lake):
     assert checked >= 5
     never = profile[~profile.index.isin(expected.user_id)]
     assert len(never) and all(len(a) == 0 for a in never.history_anchors)
+
+
+def test_reuse_adds_the_new_entities_to_current_profiles_and_equals_a_full_build(
+        lake, monkeypatch):
+    tiny_lake.build(lake, seed=9)
+    fifth = DAYS[5]
+    for d in DAYS[:5]:
+        daily_stats.run(lake, d)
+    new = {spec: lake.read_days(spec, fifth, fifth).toPandas() for spec in (USERS, ANCHORS)}
+    # as the previous day's run builds them: before the day's new entities are ingested
+    for spec in (USERS, ANCHORS):
+        lake.write_partition(lake.read_days(spec, fifth, fifth).limit(0), spec, fifth)
+    profiles.run(lake, fifth, N, last_k=3, history_days=H)
+    before = _snapshot(lake, fifth)
+    assert NEW_USER not in {r["user_id"] for r in before["users"]}
+    for spec, rows in new.items():  # ingested now
+        lake.write_partition(lake.spark.createDataFrame(rows, spark_schema(spec)), spec, fifth)
+
+    def no_full_build(*args, **kwargs):
+        raise AssertionError("reuse built the day in full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(profiles, "check_window", no_full_build)
+        profiles.run(lake, fifth, N, last_k=3, history_days=H, reuse=True)
+    reused = _snapshot(lake, fifth)
+    assert len(reused["users"]) == len(before["users"]) + 1
+    assert leakage_audit.audit_day(lake, fifth)["ok"]
+    profiles.run(lake, fifth, N, last_k=3, history_days=H)  # full build
+    assert _snapshot(lake, fifth) == reused
+    # other settings than those the day was built with: built in full
+    profiles.run(lake, fifth, N + 1, last_k=3, history_days=H, reuse=True)
+    assert {r["window_days"] for r in _snapshot(lake, fifth)["users"]} == {N + 1}

@@ -47,24 +47,18 @@ def _airflow(env: dict[str, str], *args: str) -> float:
     return time.perf_counter() - started
 
 
-def task_seconds(home: Path, day: str) -> dict[str, float]:
-    """Each task's duration in the features_daily run of `day` (its logical date)."""
+def run_times(home: Path, day: str) -> tuple[float, float, dict[str, float]]:
+    """The features_daily run of `day` (its logical date) from Airflow's metadata database:
+    seconds queued to done, started to done, and each task's duration."""
     with sqlite3.connect(home / "airflow.db") as db:
-        rows = db.execute(
-            "SELECT ti.task_id, ti.duration FROM task_instance ti JOIN dag_run r "
-            "ON ti.dag_id = r.dag_id AND ti.run_id = r.run_id "
-            "WHERE r.dag_id = ? AND substr(r.logical_date, 1, 10) = ?", (DAG, day)).fetchall()
-    return {task: float(seconds or 0.0) for task, seconds in rows}
-
-
-def run_seconds(home: Path, day: str) -> tuple[float, float]:
-    """(queued to done, started to done) of the features_daily run of `day`, in seconds."""
-    with sqlite3.connect(home / "airflow.db") as db:
-        queued, started, ended = db.execute(
-            "SELECT queued_at, start_date, end_date FROM dag_run WHERE dag_id = ? AND "
-            "substr(logical_date, 1, 10) = ?", (DAG, day)).fetchone()
+        run_id, queued, started, ended = db.execute(
+            "SELECT run_id, queued_at, start_date, end_date FROM dag_run WHERE dag_id = ? "
+            "AND substr(logical_date, 1, 10) = ?", (DAG, day)).fetchone()
+        tasks = db.execute("SELECT task_id, duration FROM task_instance WHERE dag_id = ? AND "
+                           "run_id = ?", (DAG, run_id)).fetchall()
     stamp = [datetime.fromisoformat(t) for t in (queued or started, started, ended)]
-    return (stamp[2] - stamp[0]).total_seconds(), (stamp[2] - stamp[1]).total_seconds()
+    return ((stamp[2] - stamp[0]).total_seconds(), (stamp[2] - stamp[1]).total_seconds(),
+            {task: float(seconds or 0.0) for task, seconds in tasks})
 
 
 def _stop(env: dict[str, str]) -> None:
@@ -110,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             _airflow(env, "backfill", DAG, day, day)
         finally:
             _stop(env)
-        wall, running = run_seconds(tmp_path / "home", day)
-        tasks = task_seconds(tmp_path / "home", day)
+        wall, running, tasks = run_times(tmp_path / "home", day)
     rows = [(task, f"{seconds:7.2f} s") for task, seconds in sorted(tasks.items())]
     rows += [("sum of task durations", f"{sum(tasks.values()):7.2f} s"),
              ("first day's run (warm-up)", f"{warm:7.2f} s"),

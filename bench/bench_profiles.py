@@ -116,10 +116,10 @@ def _disagreements(lake, scratch, specs: dict, day: str) -> dict[str, int]:
     for side, spec in (("user", USER_PROFILES), ("anchor", ANCHOR_PROFILES)):
         key = f"{side}_id"
         columns = COMPARED[side]
-        job = lake.read_days(spec, day, day).where(F.col("source_max_dt").isNotNull())
+        seen = F.col("source_max_dt").isNotNull()
         if side == "user":  # users active only in the long history: compared too
-            job = lake.read_days(spec, day, day).where(
-                F.col("source_max_dt").isNotNull() | F.col("history_max_dt").isNotNull())
+            seen = seen | F.col("history_max_dt").isNotNull()
+        job = lake.read_days(spec, day, day).where(seen)
         naive = scratch.read_days(specs[side], day, day)
 
         job, naive = _canonical(job, key, columns), _canonical(naive, key, columns)

@@ -95,13 +95,15 @@ class Ledger:
         """(problem, detail): problem None when complete, else MISSING or STALE (detail
         names the input that changed). Walked with a stack, not recursion: running totals
         chain each day to the day before, as far back as the history goes."""
-        pending = [key(job, day)]
+        pending, records = [key(job, day)], {}
         while pending:
             k = pending[-1]
             if k in self._state:
                 pending.pop()
                 continue
-            record = load(self.root, *k.split("/", 1))
+            if k not in records:  # read once, even when revisited after its inputs
+                records[k] = load(self.root, *k.split("/", 1))
+            record = records[k]
             if record is None:
                 self._state[k] = (MISSING, "")
                 pending.pop()

@@ -13,6 +13,7 @@ from features.catalog import ANCHORS, LABELS, RAW_WATCH_SESSIONS, USERS
 from features.days import day_arg
 from features.rules import MAX_THRESHOLD_SECONDS, LabelRule
 from jobs.cli import float_in, job_parser, rows_summary, run_job
+from jobs.fixed_point import fixed_point
 from jobs.lake import Lake
 
 JOB = "labels"
@@ -33,7 +34,7 @@ def build_labels(
     """
     # Totals are compared in whole milliseconds (fixed point): a float sum of 10.1, 10.2 and
     # 9.7 is 29.999999999999996 and would miss a 30 s threshold the log itself meets.
-    millis = F.floor(F.col("watch_seconds") * 1000 + 0.5).cast("long")
+    millis = fixed_point("watch_seconds", 1000)
     pairs = sessions.groupBy("user_id", "anchor_id").agg(
         F.sum("watch_seconds").alias("watch_seconds"),
         F.sum(millis).alias("_millis"),

@@ -164,6 +164,10 @@ class Lake:
                                              else f.dataType).alias(f.name)
                           for f in spark_schema(spec)])
 
+    def empty(self, spec: TableSpec) -> DataFrame:
+        """No rows, with the columns of `spec` (an input that is absent, not missing)."""
+        return self.spark.createDataFrame([], spark_schema(spec))
+
     def write_partition(self, df: DataFrame, spec: TableSpec, day: str,
                         append: bool = False) -> None:
         """Replace partition `dt = day` of `spec` with `df` (or add `df` to it: `append`);

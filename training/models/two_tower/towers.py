@@ -30,6 +30,8 @@ CONTENT = "content"
 PREFERENCE = "preference"
 GROUPS = (CONTENT, PREFERENCE)
 MEMORY_POOLINGS = get_args(MemoryPooling)
+_GATE_INPUTS = ("log1p_weight", "share_of_top", "rank")
+LEARNED_MAX = 2.0  # the largest strength a history anchor can take in "learned" pooling
 
 
 def _check_group(name: str, group: str) -> None:
@@ -294,6 +296,14 @@ class Tower(keras.Model):
             width = units
         self.projection = keras.layers.Dense(self.output_dim, name=f"{self.name}_projection")
         self.projection.build((None, width))
+        self.memory_gate = []
+        if memory_pooling == "learned" and spec.memory is not None and spec.memory.weights:
+            # per history anchor: (log1p weight, share of the largest, rank) -> its strength
+            self.memory_gate = [
+                keras.layers.Dense(16, activation="relu", name=f"{self.name}_memory_gate_0"),
+                keras.layers.Dense(1, name=f"{self.name}_memory_gate_1")]
+            self.memory_gate[0].build((None, None, len(_GATE_INPUTS)))
+            self.memory_gate[1].build((None, None, 16))
         self.built = True
 
     @property
@@ -373,6 +383,23 @@ class Tower(keras.Model):
         if self.memory.weights:
             weights = valid * tf.reshape(tf.cast(features[self.memory.weights], tf.float32),
                                          [batch, -1])
+        if self.memory_pooling == "learned":
+            # each row a unit code; each history anchor weighted by a learned strength in
+            # (0, LEARNED_MAX) of its weight, its share of the largest and its rank, so that
+            # with near-orthogonal codes the dot product with an anchor's code is the
+            # strength of that anchor in the user's history: a rewatch score the loss fits
+            embedded = tf.math.l2_normalize(embedded, axis=-1)
+            if not self.memory_gate:  # the anchor side: its own code
+                return tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
+            top = tf.reduce_max(weights, axis=1, keepdims=True)
+            rank = tf.cumsum(valid, axis=1, exclusive=True) / tf.cast(tf.shape(ids)[1],
+                                                                     tf.float32)
+            x = tf.stack([tf.math.log1p(tf.maximum(weights, 0.0)),
+                          tf.math.divide_no_nan(weights, top), rank], axis=-1)
+            for layer in self.memory_gate:
+                x = layer(x)
+            strength = LEARNED_MAX * tf.sigmoid(tf.cast(x[..., 0], tf.float32)) * valid
+            return tf.reduce_sum(embedded * strength[..., tf.newaxis], axis=1)
         if self.memory_pooling == "max_scaled":
             # each row a unit vector, each weight a share of the user's largest: an anchor's
             # score is the sum of its cosines with the history, weighted, so every history

@@ -339,3 +339,32 @@ def test_max_scaled_memory_gives_every_history_anchor_its_weight_share():
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="memory_pooling"):
         TwoTowerModel(user, anchor, memory_rows=50, memory_pooling="sum")
+
+
+def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
+    from training.models.two_tower.towers import LEARNED_MAX
+
+    user, anchor = memory_specs(4)
+    model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
+                          memory_dim=512, memory_weight=0.5, seed=0, memory_trainable=False,
+                          memory_pooling="learned")
+    assert model.user_tower.memory_gate and not model.anchor_tower.memory_gate
+    rng = np.random.default_rng(0)
+    users = user_features(rng, 2)
+    users["user_history"] = tf.constant([[7, 9, 11, 0], [0, 0, 0, 0]], tf.int64)
+    users["user_history_weights"] = tf.constant([[4.0, 2, 1, 0], [0, 0, 0, 0]])
+    anchors = anchor_features(rng, 4)
+    anchors["anchor_id"] = tf.constant([7, 9, 11, 20], tf.int64)
+    u = model.user_tower(users, training=False).numpy()
+    a = model.anchor_tower(anchors, training=False).numpy()
+    np.testing.assert_allclose(np.linalg.norm(a[:, 8:], axis=1), np.sqrt(0.5), atol=1e-5)
+    # the strengths the gate gives the three history anchors, recomputed from its layers
+    w = np.array([4.0, 2, 1])
+    x = np.stack([np.log1p(w), w / 4, np.arange(3) / 4], axis=1)
+    (k0, b0), (k1, b1) = (layer.get_weights() for layer in model.user_tower.memory_gate)
+    strength = LEARNED_MAX / (1 + np.exp(-(np.maximum(x @ k0 + b0, 0) @ k1 + b1)[:, 0]))
+    # the memory part of the score is the anchor's strength (512 random dimensions: about
+    # 0.05 of crosstalk), scaled by the memory weight on both sides; none for anchor 20
+    scores = u[0, 8:] @ a[:, 8:].T / 0.5
+    np.testing.assert_allclose(scores, [*strength, 0.0], atol=0.15)
+    np.testing.assert_allclose(u[1, 8:], 0.0)  # no history, no memory

@@ -55,6 +55,6 @@ class TwoTowerConfig(BaseModel):
     # cosine shrinks as the history grows); "max_scaled": unit rows weighted by their share of
     # the user's largest weight. Measured at demo scale (seed 11, test day 2026-01-14,
     # recall@50): normalised, trained 128-dim rows, w 0.7: 0.677 (rewatch 0.789); learned,
-    # 1024-dim random codes, w 0.5, three epochs: 0.768. See docs/decisions.md 2026-12-01.
+    # the defaults, three epochs: 0.777. See docs/decisions.md, 2026-12-01 (third session).
     memory_pooling: MemoryPooling = "learned"
     history_k: int = Field(32, ge=1, le=200)  # long-history anchors read per user

@@ -383,33 +383,25 @@ class Tower(keras.Model):
         if self.memory.weights:
             weights = valid * tf.reshape(tf.cast(features[self.memory.weights], tf.float32),
                                          [batch, -1])
-        if self.memory_pooling == "learned":
-            # each row a unit code; each history anchor weighted by a learned strength in
-            # (0, LEARNED_MAX) of its weight, its share of the largest and its rank, so that
-            # with near-orthogonal codes the dot product with an anchor's code is the
-            # strength of that anchor in the user's history: a rewatch score the loss fits
-            embedded = tf.math.l2_normalize(embedded, axis=-1)
-            if not self.memory_gate:  # the anchor side: its own code
-                return tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
-            top = tf.reduce_max(weights, axis=1, keepdims=True)
+        if self.memory_pooling == "normalised":
+            total = tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
+            return tf.math.l2_normalize(total, axis=-1)  # an empty memory stays zero
+        # "max_scaled" and "learned": each row a unit vector, weighted by the anchor's share
+        # of the user's largest weight, so every history anchor counts as much as its weight
+        # says whatever the history's length (an anchor's lone id: its own code); "learned"
+        # feeds that share, the log weight and the rank to the gate, whose strength in
+        # (0, LEARNED_MAX) weights the row instead: with near-orthogonal codes the dot
+        # product with an anchor's code is then its strength, a rewatch score the loss fits
+        embedded = tf.math.l2_normalize(embedded, axis=-1)
+        share = tf.math.divide_no_nan(weights, tf.reduce_max(weights, axis=1, keepdims=True))
+        if self.memory_gate:
             rank = tf.cumsum(valid, axis=1, exclusive=True) / tf.cast(tf.shape(ids)[1],
                                                                      tf.float32)
-            x = tf.stack([tf.math.log1p(tf.maximum(weights, 0.0)),
-                          tf.math.divide_no_nan(weights, top), rank], axis=-1)
+            x = tf.stack([tf.math.log1p(tf.maximum(weights, 0.0)), share, rank], axis=-1)
             for layer in self.memory_gate:
                 x = layer(x)
-            strength = LEARNED_MAX * tf.sigmoid(tf.cast(x[..., 0], tf.float32)) * valid
-            return tf.reduce_sum(embedded * strength[..., tf.newaxis], axis=1)
-        if self.memory_pooling == "max_scaled":
-            # each row a unit vector, each weight a share of the user's largest: an anchor's
-            # score is the sum of its cosines with the history, weighted, so every history
-            # anchor counts as much as its weight says whatever the history's length
-            embedded = tf.math.l2_normalize(embedded, axis=-1)
-            weights = tf.math.divide_no_nan(weights, tf.reduce_max(weights, axis=1,
-                                                                   keepdims=True))
-            return tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
-        total = tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
-        return tf.math.l2_normalize(total, axis=-1)  # an empty memory stays zero
+            share = LEARNED_MAX * tf.sigmoid(tf.cast(x[..., 0], tf.float32)) * valid
+        return tf.reduce_sum(embedded * share[..., tf.newaxis], axis=1)
 
     def _keep(self, batch_size: tf.Tensor, training: bool | tf.Tensor | None) -> tf.Tensor:
         """`[batch_size, 1]` float: 0 where the preference group is dropped, else 1."""

@@ -12,7 +12,7 @@ DEFAULT_LAST_K = 10
 # The long-horizon history of a user profile: the top K anchors of the H days before the
 # profile day by log1p(watch seconds), halving every HISTORY_HALF_LIFE_DAYS.
 DEFAULT_HISTORY_DAYS = 56
-DEFAULT_HISTORY_K = 32
+DEFAULT_HISTORY_K = 64
 HISTORY_HALF_LIFE_DAYS = 14.0
 MAX_WINDOW_DAYS = 365
 # Running totals drop an entity inactive this long (and restart it from zero when it comes

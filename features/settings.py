@@ -72,7 +72,7 @@ class Settings(BaseModel):
     window_days: int = Field(7, ge=1, le=365)  # N: days of daily stats per profile
     last_k: int = Field(10, ge=1, le=200)  # anchors kept in a user's recent list
     history_days: int = Field(56, ge=1, le=730)  # H: the long-horizon history of a profile
-    history_k: int = Field(32, ge=1, le=200)  # anchors kept in a user's long history
+    history_k: int = Field(64, ge=1, le=200)  # anchors kept in a user's long history
 
     @field_validator("lake_root", "landing_root", "models_root", "runs_root", mode="before")
     @classmethod

@@ -57,4 +57,4 @@ class TwoTowerConfig(BaseModel):
     # recall@50): normalised, trained 128-dim rows, w 0.7: 0.677 (rewatch 0.789); learned,
     # the defaults, three epochs: 0.777. See docs/decisions.md, 2026-12-01 (third session).
     memory_pooling: MemoryPooling = "learned"
-    history_k: int = Field(32, ge=1, le=200)  # long-history anchors read per user
+    history_k: int = Field(64, ge=1, le=200)  # long-history anchors read per user

@@ -157,6 +157,10 @@ def test_training_validates_each_epoch_on_the_validation_days_only(tiny_training
     epochs = [h for h in history if "val_recall@50" in h]
     assert [h["epoch"] for h in epochs] == [1, 2, 3]
     assert all(0 <= h["val_recall@50"] <= 1 and np.isfinite(h["val_loss"]) for h in epochs)
+    for h in epochs:  # each slice's recall@50 is logged (None: no positive in the slice)
+        slices = [h[f"val_{s}_recall@50"] for s in ("warm_anchor", "cold_anchor")]
+        assert all(v is None or 0 <= v <= 1 for v in slices)
+        assert h["val_warm_anchor_recall@50"] is not None
     best = max(h["val_recall@50"] for h in epochs)
     assert summary["best_val_recall@50"] == pytest.approx(best)
     assert summary["best_epoch"] == next(h["epoch"] for h in epochs

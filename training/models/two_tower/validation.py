@@ -3,7 +3,9 @@ metrics of the validation days (never the test days, which only the gate sees) a
 of their labelled rows, both in inference mode (no preference dropout).
 
 The metrics are `training.evaluate`'s, on the towers in memory, so early stopping chooses by
-the measure the gate judges by.
+the measure the gate judges by. Each slice's recall@50 is logged beside them
+(`val_cold_anchor_recall@50`, ...): the overall figure can keep rising while the cold-anchor
+slice falls, and any of them can be the `monitor`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from training.evaluate import EvalSettings, Rows, held_out_days, score_day, summarise
+from training.evaluate import SLICES, EvalSettings, Rows, held_out_days, score_day, summarise
 from training.reader import Columns, TrainingSet
 
 REPORTED = ("recall@10", "recall@50", "ndcg@10", "ndcg@50", "auc")
+SLICE_REPORTED = ("recall@50",)
 MAX_LOSS_BATCHES = 50  # the validation loss is a sample of the days' labelled rows
 
 
@@ -56,6 +59,8 @@ def make_validator(data: TrainingSet, columns: Sequence[str], id_list_width: int
         parts = [score_day("model", InMemoryScorer(trainable), d) for d in held]
         summary = summarise(Rows.concat(parts), pool_users)
         out = {f"val_{m}": summary.get(m) for m in REPORTED}
+        out.update({f"val_{s}_{m}": summary["slices"][s].get(m)
+                    for s in SLICES for m in SLICE_REPORTED})
         out["val_loss"] = _loss(trainable, rows)
         return out
 

@@ -18,6 +18,13 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from features.rules import (
+    DEFAULT_HISTORY_DAYS,
+    DEFAULT_HISTORY_K,
+    DEFAULT_LAST_K,
+    DEFAULT_WINDOW_DAYS,
+)
+
 # Field -> environment variable (the names the README documents).
 ENVIRONMENT = {
     "lake_root": "LAKE_ROOT",
@@ -69,10 +76,10 @@ class Settings(BaseModel):
     landing_root: Path = Path("./landing")
     models_root: Path = Path("./models")
     runs_root: Path = Path("./training_runs")
-    window_days: int = Field(7, ge=1, le=365)  # N: days of daily stats per profile
-    last_k: int = Field(10, ge=1, le=200)  # anchors kept in a user's recent list
-    history_days: int = Field(56, ge=1, le=730)  # H: the long-horizon history of a profile
-    history_k: int = Field(64, ge=1, le=200)  # anchors kept in a user's long history
+    window_days: int = Field(DEFAULT_WINDOW_DAYS, ge=1, le=365)  # N: daily-stats days per profile
+    last_k: int = Field(DEFAULT_LAST_K, ge=1, le=200)  # anchors kept in a user's recent list
+    history_days: int = Field(DEFAULT_HISTORY_DAYS, ge=1, le=730)  # H: a profile's long history
+    history_k: int = Field(DEFAULT_HISTORY_K, ge=1, le=200)  # anchors kept in a user's long history
 
     @field_validator("lake_root", "landing_root", "models_root", "runs_root", mode="before")
     @classmethod

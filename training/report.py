@@ -47,8 +47,9 @@ TEMPLATE = "report.html.j2"
 HEADLINE_METRIC = "recall@50"  # the gate's metric: the headline and the table's order
 COMPARED = ("recall@50", "ndcg@10")  # the metrics the evaluation compares with intervals
 MONITOR = "val_recall@50"  # early stopping's default (training.config.LoopConfig.monitor)
+COLD_ANCHOR_CURVE = "val_cold_anchor_recall@50"  # can fall while val_recall@50 rises
 VALIDATION_CURVES = ("val_recall@10", "val_recall@50", "val_ndcg@10", "val_ndcg@50", "val_auc",
-                     "val_cold_anchor_recall@50")
+                     COLD_ANCHOR_CURVE)
 UNPUBLISHED = "set at publication (manifest.json beside this page)"
 MIN_SLICE_SUPPORT = 20  # user-days: fewer is too few to judge (the model gate's default)
 EPOCH_COLUMNS = ("epoch", "step", "train loss", "val_loss", *VALIDATION_CURVES,
@@ -156,8 +157,7 @@ def validation_figure(rows: Sequence[Mapping[str, Any]], best_epoch: int | None,
     losses, ranking = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
     plot(losses, "train loss")
     plot(losses, "val_loss")
-    for key in dict.fromkeys((monitor, "val_recall@50", "val_ndcg@10",
-                              "val_cold_anchor_recall@50")):
+    for key in dict.fromkeys((monitor, "val_recall@50", "val_ndcg@10", COLD_ANCHOR_CURVE)):
         plot(ranking, key)
     for ax in (losses, ranking):
         if best_epoch is not None:

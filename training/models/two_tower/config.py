@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.rules import DEFAULT_HISTORY_K, DEFAULT_LAST_K
+
 # How a memory channel pools its rows: "normalised", the unit-norm weighted sum;
 # "max_scaled", the sum of unit rows weighted by their share of the largest weight
 # "learned", unit rows each weighted by a strength learned from its weight and rank
@@ -34,7 +36,7 @@ class TwoTowerConfig(BaseModel):
     # 1 0.783 / 0.152 (the content-only oracle's cold-anchor figure: 0.271)
     logq_weight: float = Field(0.75, ge=0, le=1)
     remove_accidental_hits: bool = True
-    last_k: int = Field(10, ge=1, le=200)  # recent anchors read per user
+    last_k: int = Field(DEFAULT_LAST_K, ge=1, le=200)  # recent anchors read per user
     id_embedding_dim: int = Field(16, ge=1)  # anchor id and last-anchors embeddings
     # Memory channel: the user's long history (weighted bag) and the anchor's own id share
     # one embedding table, so a returning viewer scores the anchors they watched (and those
@@ -57,4 +59,4 @@ class TwoTowerConfig(BaseModel):
     # recall@50): normalised, trained 128-dim rows, w 0.7: 0.677 (rewatch 0.789); learned,
     # the defaults, three epochs: 0.777. See docs/decisions.md, 2026-12-01 (third session).
     memory_pooling: MemoryPooling = "learned"
-    history_k: int = Field(64, ge=1, le=200)  # long-history anchors read per user
+    history_k: int = Field(DEFAULT_HISTORY_K, ge=1, le=200)  # long-history anchors read per user

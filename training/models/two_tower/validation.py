@@ -19,7 +19,6 @@ from training.evaluate import SLICES, EvalSettings, Rows, held_out_days, score_d
 from training.reader import Columns, TrainingSet
 
 REPORTED = ("recall@10", "recall@50", "ndcg@10", "ndcg@50", "auc")
-SLICE_REPORTED = ("recall@50",)
 MAX_LOSS_BATCHES = 50  # the validation loss is a sample of the days' labelled rows
 
 
@@ -59,8 +58,8 @@ def make_validator(data: TrainingSet, columns: Sequence[str], id_list_width: int
         parts = [score_day("model", InMemoryScorer(trainable), d) for d in held]
         summary = summarise(Rows.concat(parts), pool_users)
         out = {f"val_{m}": summary.get(m) for m in REPORTED}
-        out.update({f"val_{s}_{m}": summary["slices"][s].get(m)
-                    for s in SLICES for m in SLICE_REPORTED})
+        out.update({f"val_{s}_recall@50": summary["slices"][s].get("recall@50")
+                    for s in SLICES})
         out["val_loss"] = _loss(trainable, rows)
         return out
 

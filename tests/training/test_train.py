@@ -84,9 +84,20 @@ def test_train_resume_export_and_reload_parity(tiny_training_set, tmp_path):
         params = saved["params"]
         norms = np.linalg.norm(reloaded[:, :params["embedding_dim"]], axis=1)
         np.testing.assert_allclose(norms, (1 - params["memory_weight"]) ** 0.5, atol=1e-5)
-        assert reloaded.shape[1] == params["embedding_dim"] + params["memory_dim"]
+        assert reloaded.shape[1] == params["embedding_dim"] + params["memory_dim"] + 1
+    # the last coordinate carries the cold-anchor offset chosen on the validation days
+    offset = again["cold_anchor_offset"]
+    assert offset["rule"] == "one_se" and len(offset["table"]) == 11
+    user_last = embed(towers["user_tower"], {c: np.array(v) for c, v in
+                                             parity["user_inputs"].items()})[:, -1]
+    np.testing.assert_allclose(user_last, 1.0)
     table = pq.read_table(export / "anchor_tower" / EMBEDDINGS)
     assert table.num_rows == tiny_training_set["manifest"].counts.candidates
+    candidates = TrainingSet(lake, run_id).read("candidates", ["anchor_has_history"])
+    cold = ~np.asarray(candidates["anchor_has_history"], bool)
+    assert cold.any() and (~cold).any()
+    last = np.array(table.column("embedding").to_pylist())[:, -1]
+    np.testing.assert_allclose(last, np.where(cold, offset["offset"], 0.0), atol=1e-6)
     assert sorted(model("two_tower").artifacts(export)) == ["anchor_tower", "user_tower"]
 
     data = TrainingSet(lake, run_id)

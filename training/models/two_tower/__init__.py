@@ -21,7 +21,8 @@ from training.reader import Columns, TrainingSet
 
 
 class TwoTowerScorer:
-    """Cosine of the user and anchor embeddings of an export (or a published version)."""
+    """Dot product of the user and anchor embeddings of an export (or a published version):
+    their cosine plus the memory channel and the cold-anchor offset."""
 
     def __init__(self, export_dir: Path) -> None:
         from training.models.two_tower.export import load_towers
@@ -48,6 +49,7 @@ class TwoTower(Model):
     def train(self, data: TrainingSet, out: Path, config: TwoTowerConfig, loop: LoopConfig,
               workers: int = 1, on_epoch=None) -> dict:
         from training.loop import run_loop
+        from training.models.two_tower import cold_offset
         from training.models.two_tower.export import export_towers
         from training.models.two_tower.trainable import TwoTowerTrainable, prepare
         from training.models.two_tower.validation import make_validator
@@ -59,8 +61,11 @@ class TwoTower(Model):
                           data.files("train"), out, loop, validate, on_epoch)
         if result.chief:
             trainable = result.trainable
+            offset = cold_offset.fit_on_validation(data, trainable, config.gamma,
+                                                   config.cold_anchor_offset)
+            result.summary["cold_anchor_offset"] = offset
             export_towers(trainable.towers(), prepared.specs, prepared.vocab, data,
-                          self.export_dir(out))
+                          self.export_dir(out), offset["offset"])
         return result.summary
 
     def load(self, export_dir: Path) -> TwoTowerScorer:

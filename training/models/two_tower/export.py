@@ -31,11 +31,19 @@ PARITY_ROWS = 8
 
 
 class ServingTower(tf.Module):
-    """A tower behind its raw-feature encoder: serve(raw columns) -> {"embedding": [B, D]}."""
+    """A tower behind its raw-feature encoder: serve(raw columns) -> {"embedding": [B, D]}.
 
-    def __init__(self, tower: Tower, encoder: RawFeatureEncoder, signature: dict) -> None:
+    `coordinate` (warm, cold), when given, appends one value to every embedding: `warm` for
+    a row with behaviour, `cold` for one without (preference mask 0). The cold-anchor offset
+    is (0, offset) on the anchor tower and (1, 1) on the user tower, so the dot product adds
+    the offset to every cold anchor's score.
+    """
+
+    def __init__(self, tower: Tower, encoder: RawFeatureEncoder, signature: dict,
+                 coordinate: tuple[float, float] | None = None) -> None:
         super().__init__()
         self.tower, self.encoder = tower, encoder
+        self.coordinate = coordinate
         self.specs = signature
         self.columns = sorted(signature)
         self.serve = tf.function(self._serve, input_signature=[signature])
@@ -45,7 +53,12 @@ class ServingTower(tf.Module):
 
     def _serve(self, raw: dict) -> dict:
         features, mask = self.encoder(raw)
-        return {"embedding": self.tower(features, training=False, preference_mask=mask)}
+        embedding = self.tower(features, training=False, preference_mask=mask)
+        if self.coordinate is not None:
+            warm, cold = self.coordinate
+            extra = warm * mask + cold * (1.0 - mask)
+            embedding = tf.concat([embedding, extra[:, tf.newaxis]], axis=1)
+        return {"embedding": embedding}
 
 
 class LoadedTower:
@@ -82,15 +95,19 @@ def _plain(value):
 
 
 def export_towers(towers: dict[str, Tower], specs: dict[str, TowerSpec], vocab: Vocabularies,
-                  data: TrainingSet, out: Path) -> dict[str, ServingTower]:
-    """Write both SavedModels, the candidates' embeddings and the parity sample to `out`."""
+                  data: TrainingSet, out: Path, cold_offset: float = 0.0
+                  ) -> dict[str, ServingTower]:
+    """Write both SavedModels, the candidates' embeddings and the parity sample to `out`;
+    each embedding ends with the cold-anchor offset's coordinate (see ServingTower)."""
     out.mkdir(parents=True, exist_ok=True)
     schema = data.schema("train")
+    coordinates = {"user_tower": (1.0, 1.0), "anchor_tower": (0.0, float(cold_offset))}
     serving = {}
     for name in TOWERS:
         columns = raw_columns(specs[name])
         serving[name] = ServingTower(towers[name], RawFeatureEncoder(specs[name], vocab),
-                                     column_signature(columns, schema, None))
+                                     column_signature(columns, schema, None),
+                                     coordinates[name])
         tf.saved_model.save(serving[name], str(out / name), signatures={
             "serving_default": serving[name].serve.get_concrete_function()})
 

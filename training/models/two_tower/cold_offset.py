@@ -19,6 +19,7 @@ and a large one less. Offsets are steps of 0.1 logit (score / gamma) up to one l
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 
 from training.evaluate import EvalSettings, HeldOutDay, held_out_days
@@ -62,7 +63,7 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
     rows, cold_rows = [], []
     for step in LOGIT_STEPS:
         overall, cold = [], []
-        for s, day in zip(scores, days):
+        for s, day in zip(scores, days, strict=True):
             pool = day.pool
             is_cold = ~np.asarray(day.anchors["anchor_has_history"], bool)
             shifted = s + (step / gamma) * is_cold[None, :]
@@ -73,7 +74,7 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
         cold_rows.append(np.concatenate(cold) if cold else np.zeros(0))
     chosen = choose(np.stack(rows), rule)
     table = [{"logit": float(step), "recall@50": _mean(r), "cold_anchor_recall@50": _mean(c)}
-             for step, r, c in zip(LOGIT_STEPS, rows, cold_rows)]
+             for step, r, c in zip(LOGIT_STEPS, rows, cold_rows, strict=True)]
     return {"rule": rule, "logit": float(LOGIT_STEPS[chosen]),
             "offset": float(LOGIT_STEPS[chosen] / gamma), "table": table}
 

@@ -252,8 +252,13 @@ def test_the_top_has_model_version_training_time_settings_code_and_days(tmp_path
     (model / "history.json").write_text(json.dumps(_history()))
     (model / "summary.json").write_text(json.dumps(
         {"model": "two_tower", "epochs_run": 3, "stopped_early": False, "best_epoch": 2,
-         "best_val_recall@50": 0.41}))
+         "best_val_recall@50": 0.41,
+         "cold_anchor_offset": {"rule": "one_se", "logit": 0.6, "offset": 0.03, "table": [
+             {"logit": 0.0, "recall@50": 0.764, "cold_anchor_recall@50": 0.049},
+             {"logit": 0.6, "recall@50": 0.762, "cold_anchor_recall@50": 0.257}]}}))
     facts = report.run_facts(model, _Manifest(), version=3, code="abc1234")
+    assert facts["cold-anchor offset"] == ("0.6 logit (one_se; validation recall@50 0.762, "
+                                           "cold anchors 0.257)")
     # 30 steps of 100 examples at 500 examples/s: 6 seconds in training steps
     assert facts["training seconds (steps, from the history)"] == pytest.approx(6.0)
     assert facts["model"] == "two_tower" and facts["published version"] == 3

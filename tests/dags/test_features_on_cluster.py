@@ -14,7 +14,8 @@ from tests.dags.conftest import run_dag
 from tests.jobs.test_cluster import delta_engines
 from tests.jobs.test_features_parity import TINY_DAYS, every_table
 
-pytestmark = pytest.mark.e2e
+# one Spark cluster per pytest worker: its tests share the worker (make test: --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark_cluster")]
 
 DAY = TINY_DAYS[0]
 

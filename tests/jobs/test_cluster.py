@@ -14,7 +14,8 @@ from jobs.lake import Lake
 from tests.conftest import SPARK_CLUSTER, run_checked
 from tests.jobs.test_features_parity import FEATURES, RUN_ID, TINY_DAYS, every_table
 
-pytestmark = pytest.mark.e2e
+# one Spark cluster per pytest worker: its tests share the worker (make test: --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark_cluster")]
 
 STEPS = ["ingest", *FEATURES]
 RUN_DAYS_ARGS = ["--start", TINY_DAYS[0], "--end", TINY_DAYS[-1], "--steps", ",".join(STEPS),

@@ -30,6 +30,7 @@ from training.reader import TrainingSet
 
 LOGIT_STEPS = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))  # offsets in logits (x gamma)
 METRIC = "recall@50"
+CHUNK = 4096  # validation user-days scored per pass
 
 
 def choose(rows: np.ndarray, rule: OffsetRule) -> int:
@@ -60,18 +61,21 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
     the table holds, per logit step, the pooled validation recall@50 overall and on cold
     anchors (None where no cold anchor has a positive).
     """
-    rows, cold_rows = [], []
-    for step in LOGIT_STEPS:
-        overall, cold = [], []
-        for s, day in zip(scores, days, strict=True):
-            pool = day.pool
-            is_cold = ~np.asarray(day.anchors["anchor_has_history"], bool)
-            shifted = s + (step / gamma) * is_cold[None, :]
-            overall.append(per_user_metrics(shifted, day.positives)[METRIC][pool])
-            counted = np.broadcast_to(is_cold[None, :], s.shape)
-            cold.append(per_user_metrics(shifted, day.positives, counted=counted)[METRIC][pool])
-        rows.append(np.concatenate(overall) if overall else np.zeros(0))
-        cold_rows.append(np.concatenate(cold) if cold else np.zeros(0))
+    overall = [[] for _ in LOGIT_STEPS]
+    cold = [[] for _ in LOGIT_STEPS]
+    for s, day in zip(scores, days, strict=True):
+        is_cold = ~np.asarray(day.anchors["anchor_has_history"], bool)
+        pool_rows = np.flatnonzero(day.pool)
+        for start in range(0, len(pool_rows), CHUNK):  # a few shifted copies in memory
+            rows = pool_rows[start:start + CHUNK]
+            positives = day.positives[rows]
+            counted = np.broadcast_to(is_cold[None, :], positives.shape)
+            for i, step in enumerate(LOGIT_STEPS):
+                shifted = s[rows] + (step / gamma) * is_cold[None, :]
+                overall[i].append(per_user_metrics(shifted, positives)[METRIC])
+                cold[i].append(per_user_metrics(shifted, positives, counted=counted)[METRIC])
+    rows = [np.concatenate(r) if r else np.zeros(0) for r in overall]
+    cold_rows = [np.concatenate(c) if c else np.zeros(0) for c in cold]
     chosen = choose(np.stack(rows), rule)
     table = [{"logit": float(step), "recall@50": _mean(r), "cold_anchor_recall@50": _mean(c)}
              for step, r, c in zip(LOGIT_STEPS, rows, cold_rows, strict=True)]

@@ -57,3 +57,21 @@ def test_fit_adds_nothing_when_cold_anchors_already_rank_well():
     day, scores = _day(cold_positive_rank=1)
     out = fit([scores], [day], gamma=20.0, rule="best")
     assert out["logit"] == 0.0 and out["offset"] == 0.0
+
+
+def test_fit_in_chunks_of_users_gives_the_same_table(monkeypatch):
+    from training.models.two_tower import cold_offset
+
+    rng = np.random.default_rng(3)
+    users = {"user_id": np.arange(30), "user_has_history": np.ones(30, bool)}
+    anchors = {"anchor_id": np.arange(80), "anchor_has_history": rng.uniform(size=80) > 0.2}
+    picked = rng.uniform(size=(30, 80)) < 0.1
+    u, a = np.nonzero(picked)
+    day = make_day("2026-01-14", users, anchors,
+                   {"user_id": u, "anchor_id": a, "label": np.ones(len(u), int)},
+                   EvalSettings(auc_negatives=5))
+    scores = rng.normal(size=(30, 80))
+    whole = fit([scores], [day], gamma=20.0, rule="one_se")
+    monkeypatch.setattr(cold_offset, "CHUNK", 7)
+    assert fit([scores], [day], gamma=20.0, rule="one_se") == whole
+    assert any(row["cold_anchor_recall@50"] for row in whole["table"])

@@ -71,11 +71,11 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
         is_cold = ~np.asarray(day.anchors["anchor_has_history"], bool)
         pool_rows = np.flatnonzero(day.pool)
         for start in range(0, len(pool_rows), CHUNK):  # a few shifted copies in memory
-            rows = pool_rows[start:start + CHUNK]
-            positives = day.positives[rows]
+            users = pool_rows[start:start + CHUNK]
+            positives = day.positives[users]
             counted = np.broadcast_to(is_cold[None, :], positives.shape)
             for i, step in enumerate(LOGIT_STEPS):
-                shifted = s[rows] + (step / gamma) * is_cold[None, :]
+                shifted = s[users] + (step / gamma) * is_cold[None, :]
                 overall[i].append(per_user_metrics(shifted, positives)[METRIC])
                 cold[i].append(per_user_metrics(shifted, positives, counted=counted)[METRIC])
     rows = [np.concatenate(r) if r else np.zeros(0) for r in overall]

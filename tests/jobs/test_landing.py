@@ -132,7 +132,7 @@ def test_a_day_folder_holds_data_files_only(tmp_path):
     ("open.csv", f"user_id,anchor_id,start_time,watch_seconds\n1,10,{T0},1\n"
                  f'2,"10,{T0},1\n3,10,{T0},1\n'.encode(), "line 3: a quoted field is never closed"),
     ("open.tsv.gz", gzip.compress(f'user_id\tanchor_id\tstart_time\twatch_seconds\n'
-                                  f'1\t10\t{T0}\t"1'.encode()),
+                                  f'1\t10\t{T0}\t"1'.encode(), mtime=0),
      "line 2: a quoted field is never closed"),
 ])
 def test_a_bad_file_fails_the_day_before_anything_is_written(lake, tmp_path, capsys, name,

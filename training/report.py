@@ -514,10 +514,9 @@ def run_facts(model_dir: Path, manifest: Any = None, version: int | None = None,
         "code version": code or code_version()}
     offset = summary.get("cold_anchor_offset")
     if offset:
-        chosen = next((r for r in offset["table"] if r["logit"] == offset["logit"]), {})
         facts["cold-anchor offset"] = (
             f"{offset['logit']:g} logit ({offset['rule']}; validation recall@50 "
-            f"{chosen.get('recall@50')}, cold anchors {chosen.get('cold_anchor_recall@50')})")
+            f"{offset.get('recall@50')}, cold anchors {offset.get('cold_anchor_recall@50')})")
     if manifest is not None:
         facts.update({"train days": _days(manifest.train_days),
                       "validation days": _days(manifest.validation_days),

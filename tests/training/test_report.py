@@ -253,7 +253,8 @@ def test_the_top_has_model_version_training_time_settings_code_and_days(tmp_path
     (model / "summary.json").write_text(json.dumps(
         {"model": "two_tower", "epochs_run": 3, "stopped_early": False, "best_epoch": 2,
          "best_val_recall@50": 0.41,
-         "cold_anchor_offset": {"rule": "one_se", "logit": 0.6, "offset": 0.03, "table": [
+         "cold_anchor_offset": {"rule": "one_se", "logit": 0.6, "offset": 0.03,
+                                "recall@50": 0.762, "cold_anchor_recall@50": 0.257, "table": [
              {"logit": 0.0, "recall@50": 0.764, "cold_anchor_recall@50": 0.049},
              {"logit": 0.6, "recall@50": 0.762, "cold_anchor_recall@50": 0.257}]}}))
     facts = report.run_facts(model, _Manifest(), version=3, code="abc1234")

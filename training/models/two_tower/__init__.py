@@ -61,7 +61,8 @@ class TwoTower(Model):
                           data.files("train"), out, loop, validate, on_epoch)
         if result.chief:
             trainable = result.trainable
-            offset = cold_offset.fit_on_validation(data, trainable, config.gamma,
+            offset = cold_offset.fit_on_validation(validate.days if validate else [],
+                                                   trainable, config.gamma,
                                                    config.cold_anchor_offset)
             result.summary["cold_anchor_offset"] = offset
             export_towers(trainable.towers(), prepared.specs, prepared.vocab, data,

@@ -24,11 +24,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from training.evaluate import EvalSettings, HeldOutDay, held_out_days
+from training.evaluate import HeldOutDay
 from training.metrics import per_user_metrics
 from training.models.two_tower.config import OffsetRule
 from training.models.two_tower.validation import InMemoryScorer
-from training.reader import TrainingSet
 
 LOGIT_STEPS = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))  # offsets in logits (x gamma)
 METRIC = "recall@50"
@@ -61,9 +60,10 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
         rule: OffsetRule) -> dict:
     """The offset for cold anchors by `rule` from the validation days' `[U, A]` scores.
 
-    Returns `{"rule", "logit", "offset", "table"}`: offset = logit / gamma (in score units);
-    the table holds, per logit step, the pooled validation recall@50 overall and on cold
-    anchors (None where no cold anchor has a positive).
+    Returns `{"rule", "logit", "offset", "recall@50", "cold_anchor_recall@50", "table"}`:
+    offset = logit / gamma (in score units); the table holds, per logit step, the pooled
+    validation recall@50 overall and on cold anchors (None where no cold anchor has a
+    positive), and the two figures beside the offset are its row's.
     """
     overall = [[] for _ in LOGIT_STEPS]
     cold = [[] for _ in LOGIT_STEPS]
@@ -72,10 +72,10 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
         pool_rows = np.flatnonzero(day.pool)
         for start in range(0, len(pool_rows), CHUNK):  # a few shifted copies in memory
             users = pool_rows[start:start + CHUNK]
-            positives = day.positives[users]
+            chunk, positives = s[users], day.positives[users]
             counted = np.broadcast_to(is_cold[None, :], positives.shape)
             for i, step in enumerate(LOGIT_STEPS):
-                shifted = s[users] + (step / gamma) * is_cold[None, :]
+                shifted = chunk + (step / gamma) * is_cold[None, :]
                 overall[i].append(per_user_metrics(shifted, positives)[METRIC])
                 cold[i].append(per_user_metrics(shifted, positives, counted=counted)[METRIC])
     rows = [np.concatenate(r) if r else np.zeros(0) for r in overall]
@@ -84,25 +84,27 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
     table = [{"logit": float(step), "recall@50": _mean(r), "cold_anchor_recall@50": _mean(c)}
              for step, r, c in zip(LOGIT_STEPS, rows, cold_rows, strict=True)]
     return {"rule": rule, "logit": float(LOGIT_STEPS[chosen]),
-            "offset": float(LOGIT_STEPS[chosen] / gamma), "table": table}
+            "offset": float(LOGIT_STEPS[chosen] / gamma),
+            "recall@50": table[chosen]["recall@50"],
+            "cold_anchor_recall@50": table[chosen]["cold_anchor_recall@50"], "table": table}
 
 
-def fit_on_validation(data: TrainingSet, trainable, gamma: float, rule: OffsetRule) -> dict:
-    """`fit` on the training set's validation days with the towers in memory; no offset
+def fit_on_validation(days: Sequence[HeldOutDay], trainable, gamma: float,
+                      rule: OffsetRule) -> dict:
+    """`fit` on the validation days (`Validator.days`) with the towers in memory; no offset
     (and no table) without a validation day or under rule "none"."""
-    days = list(data.manifest.validation_days)
     if rule == "none" or not days:
-        return {"rule": rule, "logit": 0.0, "offset": 0.0, "table": []}
+        return {"rule": rule, "logit": 0.0, "offset": 0.0, "recall@50": None,
+                "cold_anchor_recall@50": None, "table": []}
     started = time.perf_counter()
-    held = held_out_days(data, EvalSettings(), days)
     scorer = InMemoryScorer(trainable)
-    scores = [np.asarray(scorer.score(d.day, d.users, d.anchors), np.float64) for d in held]
-    out = fit(scores, held, gamma, rule)
-    chosen = next(r for r in out["table"] if r["logit"] == out["logit"])
+    scores = [np.asarray(scorer.score(d.day, d.users, d.anchors), np.float64) for d in days]
+    out = fit(scores, days, gamma, rule)
+    none = out["table"][0]
     log.info("cold-anchor offset %.1f logit (%s): validation recall@50 %s (none: %s), cold "
-             "anchors %s (none: %s), in %.0f s", out["logit"], rule, chosen["recall@50"],
-             out["table"][0]["recall@50"], chosen["cold_anchor_recall@50"],
-             out["table"][0]["cold_anchor_recall@50"], time.perf_counter() - started)
+             "anchors %s (none: %s), in %.0f s", out["logit"], rule, out["recall@50"],
+             none["recall@50"], out["cold_anchor_recall@50"], none["cold_anchor_recall@50"],
+             time.perf_counter() - started)
     return out
 
 

@@ -10,7 +10,7 @@ slice falls, and any of them can be the `monitor`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -40,30 +40,35 @@ class InMemoryScorer:
         return self._embed("user", users) @ self._embed("anchor", anchors).T
 
 
-def make_validator(data: TrainingSet, columns: Sequence[str], id_list_width: int,
-                   settings: EvalSettings | None = None) -> Callable | None:
-    """`validate(trainable) -> {"val_recall@50": ..., "val_loss": ...}` over the manifest's
-    validation days, or None when the training set has none."""
-    days = list(data.manifest.validation_days)
-    if not days:
-        return None
-    settings = settings or EvalSettings()
-    held = held_out_days(data, settings, days)
-    pool_users = np.concatenate([d.users["user_id"][d.pool] for d in held])
-    rows = data.read("validation", list(columns), id_list_width)
-    keep = np.isin(rows["dt"], days)
-    rows = {c: v[keep] for c, v in rows.items()}
+class Validator:
+    """`validator(trainable) -> {"val_recall@50": ..., "val_loss": ...}` over the validation
+    days, read once (`days`, also what the cold-anchor offset is fitted on)."""
 
-    def validate(trainable) -> dict[str, float | None]:
-        parts = [score_day("model", InMemoryScorer(trainable), d) for d in held]
-        summary = summarise(Rows.concat(parts), pool_users)
+    def __init__(self, data: TrainingSet, columns: Sequence[str], id_list_width: int,
+                 settings: EvalSettings | None = None) -> None:
+        names = list(data.manifest.validation_days)
+        self.days = held_out_days(data, settings or EvalSettings(), names)
+        self.pool_users = np.concatenate([d.users["user_id"][d.pool] for d in self.days])
+        rows = data.read("validation", list(columns), id_list_width)
+        keep = np.isin(rows["dt"], names)
+        self.rows = {c: v[keep] for c, v in rows.items()}
+
+    def __call__(self, trainable) -> dict[str, float | None]:
+        parts = [score_day("model", InMemoryScorer(trainable), d) for d in self.days]
+        summary = summarise(Rows.concat(parts), self.pool_users)
         out = {f"val_{m}": summary.get(m) for m in REPORTED}
         out.update({f"val_{s}_recall@50": summary["slices"][s].get("recall@50")
                     for s in SLICES})
-        out["val_loss"] = _loss(trainable, rows)
+        out["val_loss"] = _loss(trainable, self.rows)
         return out
 
-    return validate
+
+def make_validator(data: TrainingSet, columns: Sequence[str], id_list_width: int,
+                   settings: EvalSettings | None = None) -> Validator | None:
+    """The validator of the manifest's validation days, or None when there are none."""
+    if not data.manifest.validation_days:
+        return None
+    return Validator(data, columns, id_list_width, settings)
 
 
 def _loss(trainable, rows: Columns) -> float | None:

@@ -18,10 +18,13 @@ from tests.jobs.test_features_parity import FEATURES, RUN_ID, TINY_DAYS, every_t
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark_cluster")]
 
 STEPS = ["ingest", *FEATURES]
-RUN_DAYS_ARGS = ["--start", TINY_DAYS[0], "--end", TINY_DAYS[-1], "--steps", ",".join(STEPS),
-                 "--window", "2", "--last-k", "3", "--allow-partial"]
 TRAINING_SET_ARGS = ["--end", TINY_DAYS[-1], "--days", str(len(TINY_DAYS)), "--window", "2",
                      "--run-id", RUN_ID, "--shards", "2", "--validation-days", "0"]
+
+
+def run_days_args(day: str, steps: list[str]) -> list[str]:
+    return ["--start", day, "--end", day, "--steps", ",".join(steps), "--window", "2",
+            "--last-k", "3", "--allow-partial"]
 
 
 def delta_engines(lake: Lake) -> set[str]:
@@ -45,25 +48,27 @@ def assert_same_tables(lake: Lake, expected: dict[str, list]) -> None:
     assert engines and all("Delta-Lake/" in info for info in engines), engines
 
 
-def test_jobs_by_spark_submit_on_the_cluster(spark_cluster, tiny_reference, tmp_path, spark):
-    """Both jobs in one application (infra/spark_job.py ... --then ...): one driver."""
+def test_jobs_by_spark_submit_then_through_spark_connect_on_the_cluster(
+        spark_cluster, tiny_reference, tmp_path, spark):
+    """One lake, its days split between the two ways in: spark-submit runs the first day and
+    the second day's ingest as one application (infra/spark_job.py ... --then ...: one
+    driver), Spark Connect the rest and the training set; every job runs both ways, and the
+    lake equals the embedded run's."""
     landing, _, expected, _ = tiny_reference
     lake = Lake(tmp_path / "lake", spark)
-    done = run_checked(["bash", SPARK_CLUSTER, "submit", "jobs.run_days", *RUN_DAYS_ARGS,
-                        "--landing", str(landing), "--lake", str(lake.root),
-                        "--then", "jobs.training_set", *TRAINING_SET_ARGS,
-                        "--lake", str(lake.root)], spark_cluster, "spark-submit")
-    assert "run_days " in done.stdout and "training_set" in done.stdout
-    assert_same_tables(lake, expected)
-
-
-def test_jobs_through_spark_connect_on_the_cluster(spark_cluster, tiny_reference, tmp_path,
-                                                   spark):
-    landing, _, expected, _ = tiny_reference
-    lake = Lake(tmp_path / "lake", spark)
+    first, second, third = TINY_DAYS
+    done = run_checked(["bash", SPARK_CLUSTER, "submit",
+                        "jobs.run_days", *run_days_args(first, STEPS), "--landing", str(landing),
+                        "--lake", str(lake.root), "--then",
+                        "jobs.run_days", *run_days_args(second, ["ingest"]),
+                        "--landing", str(landing), "--lake", str(lake.root)],
+                       spark_cluster, "spark-submit")
+    assert done.stdout.count("run_days ") == 2
     remote = ["--remote", f"sc://127.0.0.1:{spark_cluster['SPARK_CONNECT_PORT']}"]
-    run_checked([sys.executable, "-m", "jobs.run_days", *RUN_DAYS_ARGS, *remote, "--landing",
-                 str(landing), "--lake", str(lake.root)], spark_cluster,
+    run_checked([sys.executable, "-m", "jobs.run_days", *run_days_args(second, FEATURES),
+                 *remote, "--lake", str(lake.root)], spark_cluster, "features over Connect")
+    run_checked([sys.executable, "-m", "jobs.run_days", *run_days_args(third, STEPS), *remote,
+                 "--landing", str(landing), "--lake", str(lake.root)], spark_cluster,
                 "jobs.run_days over Connect")
     run_checked([sys.executable, "-m", "jobs.training_set", *TRAINING_SET_ARGS, *remote,
                  "--lake", str(lake.root)], spark_cluster, "jobs.training_set over Connect")

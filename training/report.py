@@ -512,11 +512,6 @@ def run_facts(model_dir: Path, manifest: Any = None, version: int | None = None,
                                                  ("stopped early", "stopped_early"))
            if summary.get(key) is not None},  # a model trained without epochs has none
         "code version": code or code_version()}
-    offset = summary.get("history_offset")
-    if offset:
-        facts["history offset"] = (
-            f"{offset['logit']:g} logit ({offset['rule']}; validation recall@50 "
-            f"{offset.get('recall@50')}, NDCG@10 {offset.get('ndcg@10')})")
     offset = summary.get("cold_anchor_offset")
     if offset:
         facts["cold-anchor offset"] = (

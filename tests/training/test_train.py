@@ -14,7 +14,6 @@ from training import train
 from training.evaluate import baseline_scorers, evaluate, evaluate_model
 from training.models import model
 from training.models.two_tower.export import EMBEDDINGS, embed, load_towers
-from training.models.two_tower.offsets import HISTORY_STEPS
 from training.reader import TrainingSet
 
 pytestmark = pytest.mark.engine
@@ -100,15 +99,6 @@ def test_train_resume_export_and_reload_parity(tiny_training_set, tmp_path):
     last = np.array(table.column("embedding").to_pylist())[:, -1]
     np.testing.assert_allclose(last, np.where(cold, offset["offset"], 0.0), atol=1e-6)
     assert sorted(model("two_tower").artifacts(export)) == ["anchor_tower", "user_tower"]
-    # the history offset, chosen first, lives in the exported user tower's memory channel
-    history = again["history_offset"]
-    assert history["rule"] == "one_se" and len(history["table"]) == len(HISTORY_STEPS)
-    params = saved["params"]
-    assert history["offset"] == pytest.approx(
-        history["logit"] / (params["gamma"] * params["memory_weight"]))
-    exported = [v for v in towers["user_tower"].signature.variables
-                if "history_offset" in v.name]
-    assert [float(v.numpy()) for v in exported] == pytest.approx([history["offset"]])
 
     data = TrainingSet(lake, run_id)
     metrics = evaluate_model(data, "two_tower", export, tiny_training_set["landing"], out)

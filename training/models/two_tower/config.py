@@ -12,9 +12,8 @@ from features.rules import DEFAULT_HISTORY_K, DEFAULT_LAST_K
 # "max_scaled", the sum of unit rows weighted by their share of the largest weight
 # "learned", unit rows each weighted by a strength learned from its weight and rank
 MemoryPooling = Literal["normalised", "max_scaled", "learned"]
-# How an offset is chosen on the validation days (offsets.py): "one_se" within one standard
-# error of the best recall@50 (the largest cold-anchor offset, the smallest history offset),
-# "best" the best, "none" no offset
+# How the cold-anchor offset is chosen on the validation days (cold_offset.py): "one_se" the
+# largest within one standard error of the best recall@50, "best" the best, "none" no offset
 OffsetRule = Literal["one_se", "best", "none"]
 
 
@@ -70,7 +69,3 @@ class TwoTowerConfig(BaseModel):
     # without one). "one_se" at epoch 4: 0.5 logit, cold-anchor 0.481, recall@50 0.793
     # (0.792 without)
     cold_anchor_offset: OffsetRule = "one_se"
-    # The model also ranks a user's own history anchors a little low (seed 11, converged, test
-    # day: +2 logits on them gave recall@50 0.799 and NDCG@10 0.446 from 0.793 / 0.441): an
-    # offset on their memory strengths, chosen the same way ("learned" memory pooling only)
-    history_offset: OffsetRule = "one_se"

@@ -304,10 +304,6 @@ class Tower(keras.Model):
                 keras.layers.Dense(1, name=f"{self.name}_memory_gate_1")]
             self.memory_gate[0].build((None, None, len(_GATE_INPUTS)))
             self.memory_gate[1].build((None, None, 16))
-            # added to every history anchor's strength: set after training on the validation
-            # days (offsets.py), exported with the tower
-            self.history_offset = self.add_weight(shape=(), name="history_offset",
-                                                  trainable=False, initializer="zeros")
         self.built = True
 
     @property
@@ -404,8 +400,7 @@ class Tower(keras.Model):
             x = tf.stack([tf.math.log1p(tf.maximum(weights, 0.0)), share, rank], axis=-1)
             for layer in self.memory_gate:
                 x = layer(x)
-            strength = LEARNED_MAX * tf.sigmoid(tf.cast(x[..., 0], tf.float32))
-            share = (strength + tf.cast(self.history_offset, tf.float32)) * valid
+            share = LEARNED_MAX * tf.sigmoid(tf.cast(x[..., 0], tf.float32)) * valid
         return tf.reduce_sum(embedded * share[..., tf.newaxis], axis=1)
 
     def _keep(self, batch_size: tf.Tensor, training: bool | tf.Tensor | None) -> tf.Tensor:

@@ -1,5 +1,4 @@
-"""The history and cold-anchor offsets: the one-standard-error choice and the fit on held-out
-days."""
+"""The cold-anchor offset: the one-standard-error choice and the fit on held-out days."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import numpy as np
 import pytest
 
 from training.evaluate import EvalSettings, make_day
-from training.models.two_tower.offsets import COLD_STEPS, HISTORY_STEPS, choose, fit
+from training.models.two_tower.cold_offset import LOGIT_STEPS, choose, fit
 
 pytestmark = pytest.mark.unit
 
@@ -19,9 +18,6 @@ def test_choose_takes_the_largest_offset_within_one_standard_error_of_the_best()
     # offset 1 is best; 2 costs half a standard error, 3 costs two
     rows = np.stack([base - 0.01, base, base - 0.5 * se, base - 2 * se])
     assert choose(rows, "one_se") == 2
-    assert choose(rows, "one_se", lean="smallest") == 0  # 0.01 is within one SE (0.014)
-    assert choose(rows[1:], "one_se", lean="smallest") == 0
-    assert choose(rows[::-1], "one_se", lean="smallest") == 1
     assert choose(rows, "best") == 1
     assert choose(rows, "none") == 0
     assert choose(rows[:, :0], "one_se") == 0  # no validation user-day: no offset
@@ -47,17 +43,11 @@ def _day(cold_positive_rank: int) -> tuple:
     return day, scores
 
 
-def fit_cold(scores: np.ndarray, day, rule: str) -> dict:
-    is_cold = ~day.anchors["anchor_has_history"].astype(bool)
-    return fit([scores], [is_cold / 20.0], [day], COLD_STEPS, rule, gamma=20.0,
-               slices={"cold_anchor": [is_cold]})
-
-
 def test_fit_lifts_a_cold_positive_just_below_the_top_k_into_it():
     day, scores = _day(cold_positive_rank=51)
-    out = fit_cold(scores, day, "best")
+    out = fit([scores], [day], gamma=20.0, rule="best")
     table = {row["logit"]: row for row in out["table"]}
-    assert len(out["table"]) == len(COLD_STEPS)
+    assert len(out["table"]) == len(LOGIT_STEPS)
     assert table[0.0]["recall@50"] == 0.5 and table[0.0]["cold_anchor_recall@50"] == 0.0
     assert out["logit"] > 0 and out["offset"] == out["logit"] / 20.0
     assert table[out["logit"]]["recall@50"] == 1.0
@@ -65,12 +55,12 @@ def test_fit_lifts_a_cold_positive_just_below_the_top_k_into_it():
 
 def test_fit_adds_nothing_when_cold_anchors_already_rank_well():
     day, scores = _day(cold_positive_rank=1)
-    out = fit_cold(scores, day, "best")
+    out = fit([scores], [day], gamma=20.0, rule="best")
     assert out["logit"] == 0.0 and out["offset"] == 0.0
 
 
 def test_fit_in_chunks_of_users_gives_the_same_table(monkeypatch):
-    from training.models.two_tower import offsets
+    from training.models.two_tower import cold_offset
 
     rng = np.random.default_rng(3)
     users = {"user_id": np.arange(30), "user_has_history": np.ones(30, bool)}
@@ -81,28 +71,7 @@ def test_fit_in_chunks_of_users_gives_the_same_table(monkeypatch):
                    {"user_id": u, "anchor_id": a, "label": np.ones(len(u), int)},
                    EvalSettings(auc_negatives=5))
     scores = rng.normal(size=(30, 80))
-    whole = fit_cold(scores, day, "one_se")
-    monkeypatch.setattr(offsets, "CHUNK", 7)
-    assert fit_cold(scores, day, "one_se") == whole
+    whole = fit([scores], [day], gamma=20.0, rule="one_se")
+    monkeypatch.setattr(cold_offset, "CHUNK", 7)
+    assert fit([scores], [day], gamma=20.0, rule="one_se") == whole
     assert any(row["cold_anchor_recall@50"] for row in whole["table"])
-
-
-def test_fit_lifts_history_anchors_by_a_per_pair_shift_and_leans_small():
-    """Two users whose positive is their own history anchor, ranked 51st behind 50 others:
-    a per-(user, anchor) shift lifts each user's own history, not the other's."""
-    users = {"user_id": np.array([1, 2]), "user_has_history": np.array([True, True])}
-    anchors = {"anchor_id": np.arange(60), "anchor_has_history": np.ones(60, bool)}
-    pairs = {"user_id": np.array([1, 2]), "anchor_id": np.array([55, 56]),
-             "label": np.array([1, 1])}
-    day = make_day("2026-01-14", users, anchors, pairs, EvalSettings(auc_negatives=5))
-    scores = np.tile(np.linspace(1.0, 0.5, 60), (2, 1))
-    scores[0, 55] = scores[1, 56] = scores[0, 49] - 0.001
-    history = np.zeros((2, 60), np.float32)
-    history[0, 55] = history[1, 56] = 1 / 20.0  # one logit at gamma 20
-    out = fit([scores], [history], [day], HISTORY_STEPS, "one_se", "smallest", gamma=40.0)
-    table = {row["logit"]: row for row in out["table"]}
-    assert table[0.0]["recall@50"] == 0.0 and table[3.0]["recall@50"] == 1.0
-    # every step that lifts both is as good: the smallest of them
-    assert out["logit"] == min(r["logit"] for r in out["table"] if r["recall@50"] == 1.0)
-    assert 0 < out["logit"] <= 0.25 and out["offset"] == out["logit"] / 40.0
-    assert out["ndcg@10"] is not None and "cold_anchor_recall@50" not in out

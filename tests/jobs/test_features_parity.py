@@ -55,24 +55,21 @@ def tiny_training_set(lake: Lake) -> dict:
 
 
 def test_a_lake_is_engine_neutral(tmp_path, spark, tiny_reference):
-    """The same three tiny days built three ways, every table compared: all on Sail (the
-    session's reference); ingest on Sail, features on JVM Spark, training set on Sail; and
-    the reverse. The JVM runs the jobs' command lines (jobs.run_days, jobs.training_set)."""
+    """The same three tiny days built all on Sail (the session's reference) and mixed: ingest
+    on Sail, features and the training set on JVM Spark local (the jobs' command lines,
+    jobs.run_days and jobs.training_set), every table read back on Sail and compared. The JVM
+    reads what Sail wrote and Sail what the JVM wrote; ingest runs on JVM Spark in
+    tests/jobs/test_cluster.py and test_ingest.py."""
     landing, sail, expected, expected_manifest = tiny_reference
     days = TINY_DAYS
     span = ["--start", days[0], "--end", days[-1], "--window", "2", "--last-k", "3"]
-    sail_jvm_sail, jvm_sail_jvm = (Lake(tmp_path / name, spark)
-                                   for name in ("sail_jvm_sail", "jvm_sail_jvm"))
-    run_days(sail_jvm_sail, days, ["ingest"], window=2, last_k=3, landing=str(landing))
+    mixed = Lake(tmp_path / "sail_jvm_jvm", spark)
+    run_days(mixed, days, ["ingest"], window=2, last_k=3, landing=str(landing))
     features = run_on_jvm("jobs.run_days", *span, "--steps", ",".join(FEATURES),
-                          "--allow-partial", "--lake", str(sail_jvm_sail.root))
-    run_on_jvm("jobs.run_days", *span, "--steps", "ingest", "--landing", str(landing),
-               "--lake", str(jvm_sail_jvm.root))
-    run_days(jvm_sail_jvm, days, FEATURES, window=2, last_k=3, allow_partial=True)
-    mixed_manifest = tiny_training_set(sail_jvm_sail)
+                          "--allow-partial", "--lake", str(mixed.root))
     done = run_on_jvm("jobs.training_set", "--end", days[-1], "--days", str(len(days)),
                       "--window", "2", "--run-id", RUN_ID, "--shards", "2",
-                      "--validation-days", "0", "--lake", str(jvm_sail_jvm.root))
+                      "--validation-days", "0", "--lake", str(mixed.root))
 
     assert len(expected) == len([s for s in ALL_TABLES if sail.exists(s)]) + 3
     # rows the inputs imply, so that two empty tables cannot pass as equal: a profile for
@@ -83,20 +80,18 @@ def test_a_lake_is_engine_neutral(tmp_path, spark, tiny_reference):
     assert {row[-1] for row in expected["labels"]} == set(days)
     assert all(expected[name] for name in ("raw_watch_sessions", "daily_user_anchor",
                                            f"{run_folder(RUN_ID)}/train"))
-    for lake in (sail_jvm_sail, jvm_sail_jvm):
-        found = every_table(lake, RUN_ID)
-        assert sorted(found) == sorted(expected), lake.root.name
-        for name, rows in expected.items():
-            assert found[name] == rows, f"{lake.root.name}: {name}"
+    found = every_table(mixed, RUN_ID)
+    assert sorted(found) == sorted(expected)
+    for name, rows in expected.items():
+        assert found[name] == rows, name
     # the JVM job's summary counts what it wrote, as the Sail tables hold it
     assert features.stdout.splitlines()[-1].endswith(
         f"user_profiles {sum(known):,} rows, anchor_profiles "
         f"{len(expected['anchor_profiles']):,} rows, labels {len(expected['labels']):,} rows")
-    # the manifests count the same examples (their versions and times differ)
-    for manifest in (mixed_manifest, json.loads(
-            (jvm_sail_jvm.root / run_folder(RUN_ID) / "manifest.json").read_text())):
-        assert manifest["counts"] == expected_manifest["counts"]
-        assert manifest["format"] == "delta"
+    # the manifest counts the same examples (its version and times differ)
+    manifest = json.loads((mixed.root / run_folder(RUN_ID) / "manifest.json").read_text())
+    assert manifest["counts"] == expected_manifest["counts"]
+    assert manifest["format"] == "delta"
     assert done.stdout.strip()
 
 

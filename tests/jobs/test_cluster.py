@@ -1,7 +1,8 @@
 """The jobs on a real multi-process Spark cluster (infra/spark_cluster.sh: a standalone master,
-two workers and a Spark Connect server on 127.0.0.1, Delta configured), by spark-submit and
-through Spark Connect: ingest, daily stats, profiles, labels and the training set of three
-tiny days, every table equal to the embedded (Sail) run's. One cluster serves the session."""
+two workers and a Spark Connect server on 127.0.0.1, Delta configured): ingest, daily stats,
+profiles and labels by spark-submit and through Spark Connect, the training set through
+Connect, three tiny days in one lake, every table equal to the embedded (Sail) run's. One
+cluster serves the session."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ import pytest
 
 from jobs.lake import Lake
 from tests.conftest import SPARK_CLUSTER, run_checked
-from tests.jobs.test_features_parity import FEATURES, RUN_ID, TINY_DAYS, every_table
+from tests.jobs.test_features_parity import (
+    FEATURES,
+    RUN_ID,
+    TINY_DAYS,
+    TRAINING_SET_ARGS,
+    every_table,
+)
 
 # one Spark cluster per pytest worker: its tests share the worker (make test: --dist loadgroup)
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark_cluster")]
 
 STEPS = ["ingest", *FEATURES]
-TRAINING_SET_ARGS = ["--end", TINY_DAYS[-1], "--days", str(len(TINY_DAYS)), "--window", "2",
-                     "--run-id", RUN_ID, "--shards", "2", "--validation-days", "0"]
 
 
 def run_days_args(day: str, steps: list[str]) -> list[str]:
@@ -52,8 +57,8 @@ def test_jobs_by_spark_submit_then_through_spark_connect_on_the_cluster(
         spark_cluster, tiny_reference, tmp_path, spark):
     """One lake, its days split between the two ways in: spark-submit runs the first day and
     the second day's ingest as one application (infra/spark_job.py ... --then ...: one
-    driver), Spark Connect the rest and the training set; every job runs both ways, and the
-    lake equals the embedded run's."""
+    driver), Spark Connect the rest and the training set; ingest and the feature jobs run both
+    ways, and the lake equals the embedded run's."""
     landing, _, expected, _ = tiny_reference
     lake = Lake(tmp_path / "lake", spark)
     first, second, third = TINY_DAYS

@@ -46,6 +46,9 @@ def every_table(lake: Lake, run_id: str | None = None) -> dict[str, list]:
 TINY_DAYS = days_between("2026-05-01", "2026-05-03")
 FEATURES = ["daily_stats", "profiles", "labels"]
 RUN_ID = "parity"
+# jobs.training_set's command line for the tiny days (run on the JVM here and on the cluster)
+TRAINING_SET_ARGS = ["--end", TINY_DAYS[-1], "--days", str(len(TINY_DAYS)), "--window", "2",
+                     "--run-id", RUN_ID, "--shards", "2", "--validation-days", "0"]
 
 
 def tiny_training_set(lake: Lake) -> dict:
@@ -67,9 +70,7 @@ def test_a_lake_is_engine_neutral(tmp_path, spark, tiny_reference):
     run_days(mixed, days, ["ingest"], window=2, last_k=3, landing=str(landing))
     features = run_on_jvm("jobs.run_days", *span, "--steps", ",".join(FEATURES),
                           "--allow-partial", "--lake", str(mixed.root))
-    done = run_on_jvm("jobs.training_set", "--end", days[-1], "--days", str(len(days)),
-                      "--window", "2", "--run-id", RUN_ID, "--shards", "2",
-                      "--validation-days", "0", "--lake", str(mixed.root))
+    done = run_on_jvm("jobs.training_set", *TRAINING_SET_ARGS, "--lake", str(mixed.root))
 
     assert len(expected) == len([s for s in ALL_TABLES if sail.exists(s)]) + 3
     # rows the inputs imply, so that two empty tables cannot pass as equal: a profile for

@@ -124,3 +124,13 @@ def anchor_log_q(train_anchor_rows: np.ndarray, anchor_rows: int) -> np.ndarray:
     """
     counts = np.bincount(train_anchor_rows, minlength=anchor_rows + 1).astype(np.float64)
     return np.log(np.maximum(counts, 0.5) / max(counts.sum(), 1.0)).astype(np.float32)
+
+
+def exact_code_rows(log_q: np.ndarray, limit: int) -> np.ndarray:
+    """Anchor rows that get exact memory codes: every row (padding and out-of-vocabulary
+    included) when all `len(log_q)` fit in `limit`, else the `limit` known anchors with the
+    most training rows (ties to the lower row)."""
+    if len(log_q) <= limit:
+        return np.arange(len(log_q))
+    known = np.arange(1, len(log_q) - 1)
+    return np.sort(known[np.argsort(-log_q[known], kind="stable")[:limit]])

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from training.models.two_tower.config import MemoryPooling
@@ -153,6 +154,60 @@ class TowerSpec:
         return tuple(f for f in self.features if f.group == group)
 
 
+class MemoryCodes(keras.layers.Layer):
+    """The memory channel's code table, shared by both towers: one code per anchor row
+    (0 padding, 1 .. `rows`, the last the out-of-vocabulary row).
+
+    `exact` rows get one-hot codes: the dot product of such an anchor's code with a pooled
+    history is exactly its own strength there. The other rows get random codes of
+    `random_dim` (nearly orthogonal, trained when `trainable`), whose dot product adds the
+    crosstalk of every other history anchor (sd about |history| / sqrt(random_dim)), enough
+    to blur the order among the anchors a user returns to. Exact codes cost one dimension
+    each, so the most-watched anchors get them and, when the vocabulary fits, all do.
+    One-hot parts are pooled by a scatter: `[batch, history, rows]` floats would not fit.
+    """
+
+    def __init__(self, rows: int, exact: Sequence[int] = (), random_dim: int = 32,
+                 trainable: bool = False, seed: int | None = None, **kwargs) -> None:
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        self.rows = int(rows)
+        slots = np.full(self.rows + 1, -1, np.int64)
+        slots[np.asarray(exact, np.int64)] = np.arange(len(exact))
+        self.exact_dim = len(exact)
+        self.slots = tf.constant(slots)
+        self.random = None
+        if self.exact_dim < self.rows + 1:
+            self.random = keras.layers.Embedding(
+                self.rows + 1, random_dim, trainable=trainable,
+                embeddings_initializer=keras.initializers.RandomNormal(seed=seed),
+                name="random_codes")
+            self.random.build((None, None))
+        self.output_dim = self.exact_dim + (random_dim if self.random is not None else 0)
+        self.built = True
+
+    def pool(self, ids: tf.Tensor, weights: tf.Tensor, unit: bool) -> tf.Tensor:
+        """`[B, output_dim]`: the codes of `ids` `[B, k]` (rows) summed with `weights`
+        `[B, k]`; `unit` scales random codes to unit length first (one-hot codes are)."""
+        slots = tf.gather(self.slots, ids)
+        exact = tf.cast(slots >= 0, tf.float32)
+        parts = []
+        if self.exact_dim:
+            shape = tf.shape(ids, out_type=tf.int64)
+            users = tf.broadcast_to(tf.range(shape[0])[:, tf.newaxis], shape)
+            index = tf.stack([tf.reshape(users, [-1]), tf.reshape(tf.maximum(slots, 0), [-1])],
+                             axis=1)
+            parts.append(tf.scatter_nd(index, tf.reshape(weights * exact, [-1]),
+                                       tf.stack([shape[0], self.exact_dim])))
+        if self.random is not None:
+            embedded = tf.cast(self.random(ids), tf.float32)
+            if unit:
+                embedded = tf.math.l2_normalize(embedded, axis=-1)
+            parts.append(tf.reduce_sum(embedded * (weights * (1.0 - exact))[..., tf.newaxis],
+                                       axis=1))
+        return tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
 def _in_vocab(ids: tf.Tensor, low: int, vocab_size: int) -> tf.Tensor:
     # Plain range check rather than keras.layers.Hashing, which breaks XLA on int64.
     ids = tf.cast(ids, tf.int64)
@@ -234,7 +289,7 @@ class Tower(keras.Model):
 
     Content and preference encodings are concatenated (content first), then go through an MLP
     of `hidden_units` (ReLU), a linear layer to `output_dim`, and L2 normalisation. With a
-    memory channel (`spec.memory` and `memory_embedding`, shared with the other tower) the
+    memory channel (`spec.memory` and `memory_codes`, shared with the other tower) the
     embedding is [sqrt(1 - w) * mlp, sqrt(w) * memory], w = `memory_weight`: still unit norm
     (or shorter, when the memory is empty), and a dot product of two such embeddings is
     (1 - w) * cos(mlp) + w * cos(memory). A dot product can then say "this anchor is in the
@@ -258,7 +313,7 @@ class Tower(keras.Model):
     def __init__(self, spec: TowerSpec, output_dim: int = 64,
                  hidden_units: Sequence[int] = (128, 64), preference_dropout_rate: float = 0.0,
                  activation: str = "relu", seed: int | None = None,
-                 memory_embedding: keras.layers.Embedding | None = None,
+                 memory_codes: MemoryCodes | None = None,
                  memory_weight: float = 0.0, memory_pooling: str = "normalised",
                  **kwargs) -> None:
         kwargs.setdefault("autocast", False)  # raw inputs reach the encoders unrounded
@@ -267,12 +322,12 @@ class Tower(keras.Model):
             raise ValueError(f"memory_pooling must be one of {MEMORY_POOLINGS}, "
                              f"got {memory_pooling!r}")
         self.memory_pooling = memory_pooling
-        if (spec.memory is None) != (memory_embedding is None):
-            raise ValueError("a memory channel needs both spec.memory and memory_embedding")
+        if (spec.memory is None) != (memory_codes is None):
+            raise ValueError("a memory channel needs both spec.memory and memory_codes")
         if not 0.0 <= memory_weight <= 1.0:
             raise ValueError(f"memory_weight must be in [0, 1], got {memory_weight}")
         self.memory = spec.memory
-        self.memory_embedding = memory_embedding
+        self.memory_codes = memory_codes
         self.memory_weight = float(memory_weight) if spec.memory else 0.0
         if not 0.0 <= preference_dropout_rate <= 1.0:
             raise ValueError(f"preference_dropout_rate must be in [0, 1], "
@@ -376,23 +431,23 @@ class Tower(keras.Model):
     def _memory(self, features: dict[str, tf.Tensor], batch: tf.Tensor) -> tf.Tensor:
         """`[B, memory_dim]` float32: the memory rows pooled as `memory_pooling` says."""
         ids = tf.reshape(tf.cast(features[self.memory.ids], tf.int64), [batch, -1])
-        rows = self.memory_embedding.input_dim - 1  # the out-of-vocabulary row
+        rows = self.memory_codes.rows  # the out-of-vocabulary row
         valid = tf.cast(ids > 0, tf.float32)
-        embedded = tf.cast(self.memory_embedding(_in_vocab(ids, 1, rows)), tf.float32)
         weights = valid
         if self.memory.weights:
             weights = valid * tf.reshape(tf.cast(features[self.memory.weights], tf.float32),
                                          [batch, -1])
+        ids = _in_vocab(ids, 1, rows)
         if self.memory_pooling == "normalised":
-            total = tf.reduce_sum(embedded * weights[..., tf.newaxis], axis=1)
-            return tf.math.l2_normalize(total, axis=-1)  # an empty memory stays zero
+            # an empty memory stays zero
+            return tf.math.l2_normalize(self.memory_codes.pool(ids, weights, unit=False),
+                                        axis=-1)
         # "max_scaled" and "learned": each row a unit vector, weighted by the anchor's share
         # of the user's largest weight, so every history anchor counts as much as its weight
         # says whatever the history's length (an anchor's lone id: its own code); "learned"
         # feeds that share, the log weight and the rank to the gate, whose strength in
         # (0, LEARNED_MAX) weights the row instead: with near-orthogonal codes the dot
         # product with an anchor's code is then its strength, a rewatch score the loss fits
-        embedded = tf.math.l2_normalize(embedded, axis=-1)
         share = tf.math.divide_no_nan(weights, tf.reduce_max(weights, axis=1, keepdims=True))
         if self.memory_gate:
             rank = tf.cumsum(valid, axis=1, exclusive=True) / tf.cast(tf.shape(ids)[1],
@@ -401,7 +456,7 @@ class Tower(keras.Model):
             for layer in self.memory_gate:
                 x = layer(x)
             share = LEARNED_MAX * tf.sigmoid(tf.cast(x[..., 0], tf.float32)) * valid
-        return tf.reduce_sum(embedded * share[..., tf.newaxis], axis=1)
+        return self.memory_codes.pool(ids, share, unit=True)
 
     def _keep(self, batch_size: tf.Tensor, training: bool | tf.Tensor | None) -> tf.Tensor:
         """`[batch_size, 1]` float: 0 where the preference group is dropped, else 1."""
@@ -424,6 +479,9 @@ class TwoTowerModel(keras.Model):
       hidden_units: hidden layer sizes of both towers.
       user_dropout_rate, anchor_dropout_rate: preference dropout rate of each tower.
       seed: op-level seed of the dropout draws (the anchor tower uses seed + 1).
+      memory_rows, memory_dim, memory_weight, memory_trainable, memory_pooling: the memory
+        channel (`Tower`): anchor rows, random code size, share of the score, trained codes.
+      exact_rows: the anchor rows whose codes are one-hot (`MemoryCodes`), not random.
     """
 
     def __init__(self, user_spec: TowerSpec, anchor_spec: TowerSpec, output_dim: int = 64,
@@ -431,25 +489,22 @@ class TwoTowerModel(keras.Model):
                  anchor_dropout_rate: float = 0.0, seed: int | None = None,
                  memory_rows: int = 0, memory_dim: int = 32, memory_weight: float = 0.0,
                  memory_trainable: bool = True, memory_pooling: str = "normalised",
-                 **kwargs) -> None:
+                 exact_rows: Sequence[int] = (), **kwargs) -> None:
         kwargs.setdefault("autocast", False)  # as Tower: inputs pass through unrounded
         super().__init__(**kwargs)
         shared = None
         if user_spec.memory is not None and anchor_spec.memory is not None:
             # rows 0 (padding) .. memory_rows (out of vocabulary), one table for both towers
-            shared = keras.layers.Embedding(
-                memory_rows + 1, memory_dim, trainable=memory_trainable,
-                embeddings_initializer=keras.initializers.RandomNormal(seed=seed),
-                name="memory_embedding")
-            shared.build((None, None))
+            shared = MemoryCodes(memory_rows, exact_rows, memory_dim, memory_trainable, seed,
+                                 name="memory_codes")
         elif user_spec.memory is not None or anchor_spec.memory is not None:
             raise ValueError("a memory channel needs a memory on both towers")
         self.user_tower = Tower(user_spec, output_dim, hidden_units, user_dropout_rate,
-                                seed=seed, memory_embedding=shared, memory_weight=memory_weight,
+                                seed=seed, memory_codes=shared, memory_weight=memory_weight,
                                 memory_pooling=memory_pooling, name="user_tower")
         self.anchor_tower = Tower(anchor_spec, output_dim, hidden_units, anchor_dropout_rate,
                                   seed=None if seed is None else seed + 1,
-                                  memory_embedding=shared, memory_weight=memory_weight,
+                                  memory_codes=shared, memory_weight=memory_weight,
                                   memory_pooling=memory_pooling, name="anchor_tower")
         self.built = True
 

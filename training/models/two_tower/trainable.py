@@ -24,6 +24,7 @@ from training.models.two_tower.features import (
     LABEL_COLUMNS,
     Vocabularies,
     anchor_log_q,
+    exact_code_rows,
     raw_columns,
     tower_specs,
 )
@@ -85,7 +86,9 @@ class TwoTowerTrainable:
                                    memory_dim=config.memory_dim,
                                    memory_weight=config.memory_weight,
                                    memory_trainable=config.memory_trainable,
-                                   memory_pooling=config.memory_pooling)
+                                   memory_pooling=config.memory_pooling,
+                                   exact_rows=exact_code_rows(prepared.log_q,
+                                                              config.exact_codes))
         with dtype_policy("float32"):  # a layer autocasts its inputs to its own policy
             softmax = InBatchSoftmaxLoss(
                 num_negatives=min(config.num_negatives, replica_batch - 1),

@@ -282,7 +282,7 @@ def test_the_memory_channel_shares_anchor_rows_between_the_towers():
     user, anchor = memory_specs(3)
     model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
                           memory_dim=6, memory_weight=0.36, seed=0)
-    assert model.user_tower.memory_embedding is model.anchor_tower.memory_embedding
+    assert model.user_tower.memory_codes is model.anchor_tower.memory_codes
     rng = np.random.default_rng(0)
     users = user_features(rng, 3)
     # user 0 watched anchor 7 only; user 1 watched 7 and 9 (weights 1:3); user 2 nothing
@@ -296,7 +296,7 @@ def test_the_memory_channel_shares_anchor_rows_between_the_towers():
     # the memory part: sqrt(0.36) * the normalised weighted sum of the shared rows
     np.testing.assert_allclose(memory_u[0], memory_a[0], atol=1e-6)  # same single anchor
     np.testing.assert_allclose(memory_u[0] @ memory_a[0], 0.36, atol=1e-5)
-    rows = model.user_tower.memory_embedding.embeddings.numpy()
+    rows = model.user_tower.memory_codes.random.embeddings.numpy()
     mixed = rows[7] + 3 * rows[9]
     np.testing.assert_allclose(memory_u[1], 0.6 * mixed / np.linalg.norm(mixed), atol=1e-5)
     np.testing.assert_allclose(memory_u[2], 0.0)  # an empty history adds nothing
@@ -323,7 +323,7 @@ def test_max_scaled_memory_gives_every_history_anchor_its_weight_share():
     anchors["anchor_id"] = tf.constant([7, 9, 11, 13, 20], tf.int64)
     u = model.user_tower(users, training=False).numpy()
     a = model.anchor_tower(anchors, training=False).numpy()
-    rows = model.user_tower.memory_embedding.embeddings.numpy()
+    rows = model.user_tower.memory_codes.random.embeddings.numpy()
     unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     # user 0, before the whole row is scaled back to unit norm: [sqrt(.5) mlp, sqrt(.5) m]
     # with m = 1 * row 7 + 0.5 * row 9 + 0.25 * (rows 11 and 13), each row a unit vector
@@ -368,3 +368,54 @@ def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
     scores = u[0, 8:] @ a[:, 8:].T / 0.5
     np.testing.assert_allclose(scores, [*strength, 0.0], atol=0.15)
     np.testing.assert_allclose(u[1, 8:], 0.0)  # no history, no memory
+
+
+@pytest.mark.parametrize("pooling", ["learned", "normalised"])
+def test_exact_codes_score_each_history_anchor_exactly(pooling):
+    from training.models.two_tower.towers import LEARNED_MAX
+
+    user, anchor = memory_specs(4)
+    # anchors 7 and 9 get one-hot codes, the other rows random codes of 512 dimensions
+    model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
+                          memory_dim=512, memory_weight=0.5, seed=0, memory_pooling=pooling,
+                          exact_rows=[7, 9])
+    rng = np.random.default_rng(0)
+    users = user_features(rng, 2)
+    users["user_history"] = tf.constant([[7, 9, 11, 0], [0, 0, 0, 0]], tf.int64)
+    users["user_history_weights"] = tf.constant([[4.0, 2, 1, 0], [0, 0, 0, 0]])
+    anchors = anchor_features(rng, 4)
+    anchors["anchor_id"] = tf.constant([7, 9, 11, 20], tf.int64)
+    u = model.user_tower(users, training=False).numpy()
+    a = model.anchor_tower(anchors, training=False).numpy()
+    assert u.shape == (2, 8 + 2 + 512) and a.shape == (4, 8 + 2 + 512)
+    w = np.array([4.0, 2, 1])
+    if pooling == "learned":
+        x = np.stack([np.log1p(w), w / 4, np.arange(3) / 4], axis=1)
+        (k0, b0), (k1, b1) = (layer.get_weights() for layer in model.user_tower.memory_gate)
+        expected = LEARNED_MAX / (1 + np.exp(-(np.maximum(x @ k0 + b0, 0) @ k1 + b1)[:, 0]))
+    else:  # the unit-norm weighted sum of the raw codes (a random one: not unit length)
+        random_row = model.user_tower.memory_codes.random.embeddings.numpy()[11]
+        expected = w / np.linalg.norm([4.0, 2.0, np.linalg.norm(random_row)])
+    scores = u[0, 8:] @ a[:, 8:].T / 0.5
+    # the exact anchors' codes are orthogonal to every other code: their scores carry no
+    # crosstalk at all; anchor 11 (random) gets its strength within ~0.05, 20 about nothing
+    np.testing.assert_allclose(scores[:2], expected[:2], atol=1e-6)
+    np.testing.assert_allclose(scores[2:], [expected[2], 0.0], atol=0.15)
+    np.testing.assert_allclose(a[:2, 8:10] / 0.5 ** 0.5, np.eye(2), atol=1e-6)
+    np.testing.assert_allclose(a[:2, 10:], 0.0)
+    np.testing.assert_allclose(u[1, 8:], 0.0)
+
+
+def test_every_row_gets_an_exact_code_when_the_vocabulary_fits():
+    from training.models.two_tower.features import exact_code_rows
+
+    log_q = np.log(np.array([0.5, 5, 1, 9, 1, 0.5]))  # padding, four anchors, unknown
+    np.testing.assert_array_equal(exact_code_rows(log_q, 6), np.arange(6))
+    np.testing.assert_array_equal(exact_code_rows(log_q, 2), [1, 3])  # the most rows
+    np.testing.assert_array_equal(exact_code_rows(log_q, 3), [1, 2, 3])  # a tie: lower row
+    np.testing.assert_array_equal(exact_code_rows(log_q, 0), [])
+    user, anchor = memory_specs(2)
+    model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
+                          memory_dim=512, memory_weight=0.5, seed=0, exact_rows=range(51))
+    assert model.user_tower.memory_codes.random is None
+    assert model.user_tower.memory_codes.output_dim == 51

@@ -60,8 +60,9 @@ class TwoTowerConfig(BaseModel):
     # and the MLP part generalises; True: trained, so co-watched anchors draw together
     memory_trainable: bool = False
     # "learned" (default): each history anchor's code weighted by a strength in (0, 2) that a
-    # small layer learns from its weight, its share of the user's largest and its rank, so
-    # the dot product with an anchor's code is that anchor's learned rewatch score;
+    # monotone layer learns from its weight, its share of the user's largest and its rank
+    # (never lower for a stronger anchor), so the dot product with an anchor's code is that
+    # anchor's learned rewatch score;
     # "normalised": the history's unit-norm weighted sum (a history anchor's share of the
     # cosine shrinks as the history grows); "max_scaled": unit rows weighted by their share of
     # the user's largest weight. Measured at demo scale (seed 11, test day 2026-01-14,

@@ -31,7 +31,7 @@ CONTENT = "content"
 PREFERENCE = "preference"
 GROUPS = (CONTENT, PREFERENCE)
 MEMORY_POOLINGS = get_args(MemoryPooling)
-_GATE_INPUTS = ("log1p_weight", "share_of_top", "rank")
+_GATE_INPUTS = ("log1p_weight", "share_of_top", "one_minus_rank")
 LEARNED_MAX = 2.0  # the largest strength a history anchor can take in "learned" pooling
 
 
@@ -353,12 +353,16 @@ class Tower(keras.Model):
         self.projection.build((None, width))
         self.memory_gate = []
         if memory_pooling == "learned" and spec.memory is not None and spec.memory.weights:
-            # per history anchor: (log1p weight, share of the largest, rank) -> its strength
-            self.memory_gate = [
-                keras.layers.Dense(16, activation="relu", name=f"{self.name}_memory_gate_0"),
-                keras.layers.Dense(1, name=f"{self.name}_memory_gate_1")]
+            # per history anchor: (log1p weight, share of the largest, 1 - rank) -> the logit
+            # of its strength, through softplus kernels (`_monotone_gate`) from 0.31 each,
+            # the bias from -3: strengths start near 0.1 to 0.5, where a free gate settled
+            # (0.1 to 0.33 at demo scale); from 0 they began near 1.5 and the history buried
+            # every other anchor for the first epoch (validation NDCG@10 0.358 against 0.414)
+            self.memory_gate = [keras.layers.Dense(
+                1, kernel_initializer=keras.initializers.Constant(-1.0),
+                bias_initializer=keras.initializers.Constant(-3.0),
+                name=f"{self.name}_memory_gate")]
             self.memory_gate[0].build((None, None, len(_GATE_INPUTS)))
-            self.memory_gate[1].build((None, None, 16))
         self.built = True
 
     @property
@@ -450,13 +454,24 @@ class Tower(keras.Model):
         # product with an anchor's code is then its strength, a rewatch score the loss fits
         share = tf.math.divide_no_nan(weights, tf.reduce_max(weights, axis=1, keepdims=True))
         if self.memory_gate:
-            rank = tf.cumsum(valid, axis=1, exclusive=True) / tf.cast(tf.shape(ids)[1],
-                                                                     tf.float32)
-            x = tf.stack([tf.math.log1p(tf.maximum(weights, 0.0)), share, rank], axis=-1)
-            for layer in self.memory_gate:
-                x = layer(x)
-            share = LEARNED_MAX * tf.sigmoid(tf.cast(x[..., 0], tf.float32)) * valid
+            # the history comes strongest first: 1 - rank grows with the weight, as the
+            # other two inputs do
+            top = 1.0 - tf.cumsum(valid, axis=1, exclusive=True) / tf.cast(tf.shape(ids)[1],
+                                                                         tf.float32)
+            x = tf.stack([tf.math.log1p(tf.maximum(weights, 0.0)), share, top], axis=-1)
+            share = LEARNED_MAX * tf.sigmoid(self._monotone_gate(x)) * valid
         return self.memory_codes.pool(ids, share, unit=True)
+
+    def _monotone_gate(self, x: tf.Tensor) -> tf.Tensor:
+        """`[B, k]` logit of each history anchor's strength from its gate inputs `[B, k, 3]`:
+        a linear layer with softplus (positive) kernels, so the strength grows with every
+        input and a stronger history anchor never scores below a weaker one of the same
+        user. Left free (two layers), the gate learned an order worse than the weights' own
+        (demo scale, within-history AUC 0.659 against 0.699), since the in-batch softmax
+        rarely sets one history anchor against another; the loss still sets the spacing."""
+        layer = self.memory_gate[0]
+        kernel = tf.nn.softplus(tf.cast(layer.kernel, tf.float32))
+        return tf.tensordot(x, kernel, 1)[..., 0] + tf.cast(layer.bias[0], tf.float32)
 
     def _keep(self, batch_size: tf.Tensor, training: bool | tf.Tensor | None) -> tf.Tensor:
         """`[batch_size, 1]` float: 0 where the preference group is dropped, else 1."""

@@ -341,9 +341,18 @@ def test_max_scaled_memory_gives_every_history_anchor_its_weight_share():
         TwoTowerModel(user, anchor, memory_rows=50, memory_pooling="sum")
 
 
-def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
+def gate_strengths(model: TwoTowerModel, weights: np.ndarray, width: int = 4) -> np.ndarray:
+    """The strengths the user tower's gate gives a history with these weights (strongest
+    first, `width` slots), recomputed from its layer: softplus kernel, sigmoid."""
     from training.models.two_tower.towers import LEARNED_MAX
 
+    x = np.stack([np.log1p(weights), weights / weights.max(),
+                  1 - np.arange(len(weights)) / width], axis=1)
+    kernel, bias = model.user_tower.memory_gate[0].get_weights()
+    return LEARNED_MAX / (1 + np.exp(-(x @ np.logaddexp(0, kernel) + bias)[:, 0]))
+
+
+def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
     user, anchor = memory_specs(4)
     model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
                           memory_dim=512, memory_weight=0.5, seed=0, memory_trainable=False,
@@ -360,9 +369,7 @@ def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
     np.testing.assert_allclose(np.linalg.norm(a[:, 8:], axis=1), np.sqrt(0.5), atol=1e-5)
     # the strengths the gate gives the three history anchors, recomputed from its layers
     w = np.array([4.0, 2, 1])
-    x = np.stack([np.log1p(w), w / 4, np.arange(3) / 4], axis=1)
-    (k0, b0), (k1, b1) = (layer.get_weights() for layer in model.user_tower.memory_gate)
-    strength = LEARNED_MAX / (1 + np.exp(-(np.maximum(x @ k0 + b0, 0) @ k1 + b1)[:, 0]))
+    strength = gate_strengths(model, w)
     # the memory part of the score is the anchor's strength (512 random dimensions: about
     # 0.05 of crosstalk), scaled by the memory weight on both sides; none for anchor 20
     scores = u[0, 8:] @ a[:, 8:].T / 0.5
@@ -372,8 +379,6 @@ def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
 
 @pytest.mark.parametrize("pooling", ["learned", "normalised"])
 def test_exact_codes_score_each_history_anchor_exactly(pooling):
-    from training.models.two_tower.towers import LEARNED_MAX
-
     user, anchor = memory_specs(4)
     # anchors 7 and 9 get one-hot codes, the other rows random codes of 512 dimensions
     model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
@@ -390,9 +395,7 @@ def test_exact_codes_score_each_history_anchor_exactly(pooling):
     assert u.shape == (2, 8 + 2 + 512) and a.shape == (4, 8 + 2 + 512)
     w = np.array([4.0, 2, 1])
     if pooling == "learned":
-        x = np.stack([np.log1p(w), w / 4, np.arange(3) / 4], axis=1)
-        (k0, b0), (k1, b1) = (layer.get_weights() for layer in model.user_tower.memory_gate)
-        expected = LEARNED_MAX / (1 + np.exp(-(np.maximum(x @ k0 + b0, 0) @ k1 + b1)[:, 0]))
+        expected = gate_strengths(model, w)
     else:  # the unit-norm weighted sum of the raw codes (a random one: not unit length)
         random_row = model.user_tower.memory_codes.random.embeddings.numpy()[11]
         expected = w / np.linalg.norm([4.0, 2.0, np.linalg.norm(random_row)])
@@ -419,3 +422,21 @@ def test_every_row_gets_an_exact_code_when_the_vocabulary_fits():
                           memory_dim=512, memory_weight=0.5, seed=0, exact_rows=range(51))
     assert model.user_tower.memory_codes.random is None
     assert model.user_tower.memory_codes.output_dim == 51
+
+
+def test_a_stronger_history_anchor_never_scores_below_a_weaker_one():
+    user, anchor = memory_specs(6)
+    model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
+                          memory_dim=8, memory_weight=0.5, seed=0, memory_pooling="learned",
+                          exact_rows=range(51))
+    rng = np.random.default_rng(1)
+    for layer in model.user_tower.memory_gate:  # any kernel, negative entries included
+        layer.set_weights([rng.normal(0, 3, w.shape) for w in layer.get_weights()])
+    users = user_features(rng, 1)
+    users["user_history"] = tf.constant([[3, 5, 8, 13, 21, 34]], tf.int64)
+    weights = np.sort(rng.exponential(2.0, 6))[::-1]  # strongest first, as profiles hold
+    users["user_history_weights"] = tf.constant([weights], tf.float32)
+    memory = model.user_tower(users, training=False).numpy()[0, 8:]
+    strengths = memory[[3, 5, 8, 13, 21, 34]] / 0.5 ** 0.5
+    np.testing.assert_allclose(strengths, gate_strengths(model, weights, 6), rtol=1e-5)
+    assert (np.diff(strengths) <= 1e-7).all(), strengths

@@ -52,7 +52,7 @@ class TwoTowerConfig(BaseModel):
     # Exact codes (one-hot: each history anchor scored by its own strength, no crosstalk) for
     # the anchors with the most training rows, at most this many; every anchor when the
     # vocabulary fits, and then no random codes. One embedding dimension each: 4096 keeps a
-    # 100,000-anchor index at 1.8 GB of float32. 0 = random codes only. Demo scale (2,500
+    # 100,000-anchor index at 1.9 GB of float32. 0 = random codes only. Demo scale (2,500
     # anchors, all exact), seed 11, three epochs: see docs/decisions.md, 2026-12-01 (seventh).
     exact_codes: int = Field(4096, ge=0)
     # False: the shared rows stay random codes (nearly orthogonal in high dimension), so the

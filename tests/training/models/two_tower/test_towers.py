@@ -352,20 +352,26 @@ def gate_strengths(model: TwoTowerModel, weights: np.ndarray, width: int = 4) ->
     return LEARNED_MAX / (1 + np.exp(-(x @ np.logaddexp(0, kernel) + bias)[:, 0]))
 
 
-def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
-    user, anchor = memory_specs(4)
-    model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
-                          memory_dim=512, memory_weight=0.5, seed=0, memory_trainable=False,
-                          memory_pooling="learned")
-    assert model.user_tower.memory_gate and not model.anchor_tower.memory_gate
+def embed_three_anchor_history(model: TwoTowerModel) -> tuple[np.ndarray, np.ndarray]:
+    """(users, anchors) embedded: user 0 watched anchors 7, 9, 11 at weights 4:2:1, user 1
+    nothing; the anchors 7, 9, 11 and 20."""
     rng = np.random.default_rng(0)
     users = user_features(rng, 2)
     users["user_history"] = tf.constant([[7, 9, 11, 0], [0, 0, 0, 0]], tf.int64)
     users["user_history_weights"] = tf.constant([[4.0, 2, 1, 0], [0, 0, 0, 0]])
     anchors = anchor_features(rng, 4)
     anchors["anchor_id"] = tf.constant([7, 9, 11, 20], tf.int64)
-    u = model.user_tower(users, training=False).numpy()
-    a = model.anchor_tower(anchors, training=False).numpy()
+    return (model.user_tower(users, training=False).numpy(),
+            model.anchor_tower(anchors, training=False).numpy())
+
+
+def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
+    user, anchor = memory_specs(4)
+    model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
+                          memory_dim=512, memory_weight=0.5, seed=0, memory_trainable=False,
+                          memory_pooling="learned")
+    assert model.user_tower.memory_gate and not model.anchor_tower.memory_gate
+    u, a = embed_three_anchor_history(model)
     np.testing.assert_allclose(np.linalg.norm(a[:, 8:], axis=1), np.sqrt(0.5), atol=1e-5)
     # the strengths the gate gives the three history anchors, recomputed from its layers
     w = np.array([4.0, 2, 1])
@@ -384,14 +390,7 @@ def test_exact_codes_score_each_history_anchor_exactly(pooling):
     model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
                           memory_dim=512, memory_weight=0.5, seed=0, memory_pooling=pooling,
                           exact_rows=[7, 9])
-    rng = np.random.default_rng(0)
-    users = user_features(rng, 2)
-    users["user_history"] = tf.constant([[7, 9, 11, 0], [0, 0, 0, 0]], tf.int64)
-    users["user_history_weights"] = tf.constant([[4.0, 2, 1, 0], [0, 0, 0, 0]])
-    anchors = anchor_features(rng, 4)
-    anchors["anchor_id"] = tf.constant([7, 9, 11, 20], tf.int64)
-    u = model.user_tower(users, training=False).numpy()
-    a = model.anchor_tower(anchors, training=False).numpy()
+    u, a = embed_three_anchor_history(model)
     assert u.shape == (2, 8 + 2 + 512) and a.shape == (4, 8 + 2 + 512)
     w = np.array([4.0, 2, 1])
     if pooling == "learned":

@@ -112,6 +112,7 @@ def main() -> None:
         rows += [
             ("two_tower epochs", f"{s.get('epochs_run')} run, best {s.get('best_epoch')}, "
                                  f"stopped early: {s.get('stopped_early')}"),
+            ("two_tower memory scale", f"{(s.get('memory_scale') or {}).get('scale')}"),
             ("two_tower cold-anchor offset",
              f"{(s.get('cold_anchor_offset') or {}).get('logit')} logit"),
             ("evaluation (all scorers)", f"{result['eval_s']:.1f} s"),

@@ -517,6 +517,10 @@ def run_facts(model_dir: Path, manifest: Any = None, version: int | None = None,
         facts["cold-anchor offset"] = (
             f"{offset['logit']:g} logit ({offset['rule']}; validation recall@50 "
             f"{offset.get('recall@50')}, cold anchors {offset.get('cold_anchor_recall@50')})")
+    scale = summary.get("memory_scale")
+    if scale:
+        facts["memory scale"] = (f"{scale['scale']:g} ({scale['rule']}; validation NDCG@10 "
+                                 f"{scale.get('ndcg@10')})")
     if manifest is not None:
         facts.update({"train days": _days(manifest.train_days),
                       "validation days": _days(manifest.validation_days),

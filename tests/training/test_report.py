@@ -253,6 +253,8 @@ def test_the_top_has_model_version_training_time_settings_code_and_days(tmp_path
     (model / "summary.json").write_text(json.dumps(
         {"model": "two_tower", "epochs_run": 3, "stopped_early": False, "best_epoch": 2,
          "best_val_recall@50": 0.41,
+         "memory_scale": {"rule": "one_se", "scale": 3.0, "ndcg@10": 0.44, "recall@50": 0.76,
+                          "table": []},
          "cold_anchor_offset": {"rule": "one_se", "logit": 0.6, "offset": 0.03,
                                 "recall@50": 0.762, "cold_anchor_recall@50": 0.257, "table": [
              {"logit": 0.0, "recall@50": 0.764, "cold_anchor_recall@50": 0.049},
@@ -260,6 +262,7 @@ def test_the_top_has_model_version_training_time_settings_code_and_days(tmp_path
     facts = report.run_facts(model, _Manifest(), version=3, code="abc1234")
     assert facts["cold-anchor offset"] == ("0.6 logit (one_se; validation recall@50 0.762, "
                                            "cold anchors 0.257)")
+    assert facts["memory scale"] == "3 (one_se; validation NDCG@10 0.44)"
     # 30 steps of 100 examples at 500 examples/s: 6 seconds in training steps
     assert facts["training seconds (steps, from the history)"] == pytest.approx(6.0)
     assert facts["model"] == "two_tower" and facts["published version"] == 3

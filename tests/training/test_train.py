@@ -91,6 +91,10 @@ def test_train_resume_export_and_reload_parity(tiny_training_set, tmp_path):
             assert (np.count_nonzero(memory, axis=1) <= 1).all() and memory.any()
             np.testing.assert_allclose(memory[memory != 0], params["memory_weight"] ** 0.5,
                                        atol=1e-6)
+    # the memory scale is chosen on the validation days before the offset, from its table
+    scale = again["memory_scale"]
+    assert scale["rule"] == "one_se" and len(scale["table"]) == 6
+    assert scale["scale"] in {row["scale"] for row in scale["table"]}
     # the last coordinate carries the cold-anchor offset chosen on the validation days
     offset = again["cold_anchor_offset"]
     assert offset["rule"] == "one_se" and len(offset["table"]) == 11

@@ -49,7 +49,7 @@ class TwoTower(Model):
     def train(self, data: TrainingSet, out: Path, config: TwoTowerConfig, loop: LoopConfig,
               workers: int = 1, on_epoch=None) -> dict:
         from training.loop import run_loop
-        from training.models.two_tower import cold_offset
+        from training.models.two_tower import cold_offset, memory_scale
         from training.models.two_tower.export import export_towers
         from training.models.two_tower.trainable import TwoTowerTrainable, prepare
         from training.models.two_tower.validation import make_validator
@@ -60,13 +60,13 @@ class TwoTower(Model):
                                                                   replica_batch),
                           data.files("train"), out, loop, validate, on_epoch)
         if result.chief:
-            trainable = result.trainable
-            offset = cold_offset.fit_on_validation(validate.days if validate else [],
-                                                   trainable, config.gamma,
-                                                   config.cold_anchor_offset)
-            result.summary["cold_anchor_offset"] = offset
+            trainable, days = result.trainable, validate.days if validate else []
+            scale = memory_scale.fit_on_validation(days, trainable, config.memory_scale)
+            offset = cold_offset.fit_on_validation(days, trainable, config.gamma,
+                                                   config.cold_anchor_offset, scale["scale"])
+            result.summary.update(memory_scale=scale, cold_anchor_offset=offset)
             export_towers(trainable.towers(), prepared.specs, prepared.vocab, data,
-                          self.export_dir(out), offset["offset"])
+                          self.export_dir(out), offset["offset"], scale["scale"])
         return result.summary
 
     def load(self, export_dir: Path) -> TwoTowerScorer:

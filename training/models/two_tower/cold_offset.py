@@ -36,14 +36,15 @@ CHUNK = 4096  # validation user-days scored per pass
 log = logging.getLogger(__name__)
 
 
-def choose(rows: np.ndarray, rule: OffsetRule) -> int:
+def choose(rows: np.ndarray, rule: OffsetRule, largest: bool = True) -> int:
     """Index of the chosen offset.
 
     Args:
       rows: `[offsets, user_days]` the metric of every pooled validation user-day under each
         offset, offsets in increasing order (index 0: no offset).
-      rule: "one_se" the largest offset within one standard error of the best mean,
-        "best" the best mean (the smallest offset on a tie), "none" index 0.
+      rule: "one_se" the largest offset within one standard error of the best mean (the
+        smallest, when not `largest`), "best" the best mean (the smallest offset on a tie),
+        "none" index 0.
     """
     if rule == "none" or rows.shape[1] == 0:
         return 0
@@ -53,7 +54,7 @@ def choose(rows: np.ndarray, rule: OffsetRule) -> int:
         return best
     se = rows[best].std(ddof=1) / np.sqrt(rows.shape[1])
     within = np.flatnonzero(means >= means[best] - se)
-    return int(within.max())
+    return int(within.max() if largest else within.min())
 
 
 def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
@@ -81,7 +82,8 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
     rows = [np.concatenate(r) if r else np.zeros(0) for r in overall]
     cold_rows = [np.concatenate(c) if c else np.zeros(0) for c in cold]
     chosen = choose(np.stack(rows), rule)
-    table = [{"logit": float(step), "recall@50": _mean(r), "cold_anchor_recall@50": _mean(c)}
+    table = [{"logit": float(step), "recall@50": pooled_mean(r),
+              "cold_anchor_recall@50": pooled_mean(c)}
              for step, r, c in zip(LOGIT_STEPS, rows, cold_rows, strict=True)]
     return {"rule": rule, "logit": float(LOGIT_STEPS[chosen]),
             "offset": float(LOGIT_STEPS[chosen] / gamma),
@@ -90,14 +92,15 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
 
 
 def fit_on_validation(days: Sequence[HeldOutDay], trainable, gamma: float,
-                      rule: OffsetRule) -> dict:
-    """`fit` on the validation days (`Validator.days`) with the towers in memory; no offset
-    (and no table) without a validation day or under rule "none"."""
+                      rule: OffsetRule, memory_scale: float = 1.0) -> dict:
+    """`fit` on the validation days (`Validator.days`) with the towers in memory (the user's
+    memory part scaled by `memory_scale`); no offset (and no table) without a validation day
+    or under rule "none"."""
     if rule == "none" or not days:
         return {"rule": rule, "logit": 0.0, "offset": 0.0, "recall@50": None,
                 "cold_anchor_recall@50": None, "table": []}
     started = time.perf_counter()
-    scorer = InMemoryScorer(trainable)
+    scorer = InMemoryScorer(trainable, memory_scale)
     scores = [np.asarray(scorer.score(d.day, d.users, d.anchors), np.float64) for d in days]
     out = fit(scores, days, gamma, rule)
     none = out["table"][0]
@@ -108,6 +111,6 @@ def fit_on_validation(days: Sequence[HeldOutDay], trainable, gamma: float,
     return out
 
 
-def _mean(values: np.ndarray) -> float | None:
+def pooled_mean(values: np.ndarray) -> float | None:
     values = values[~np.isnan(values)]
     return round(float(values.mean()), 4) if len(values) else None

@@ -36,14 +36,17 @@ class ServingTower(tf.Module):
     `coordinate` (warm, cold), when given, appends one value to every embedding: `warm` for
     a row with behaviour, `cold` for one without (preference mask 0). The cold-anchor offset
     is (0, offset) on the anchor tower and (1, 1) on the user tower, so the dot product adds
-    the offset to every cold anchor's score.
+    the offset to every cold anchor's score. `memory_scale` multiplies the memory part (the
+    coordinates after the MLP's): the user tower's carries the chosen memory scale.
     """
 
     def __init__(self, tower: Tower, encoder: RawFeatureEncoder, signature: dict,
-                 coordinate: tuple[float, float] | None = None) -> None:
+                 coordinate: tuple[float, float] | None = None,
+                 memory_scale: float = 1.0) -> None:
         super().__init__()
         self.tower, self.encoder = tower, encoder
         self.coordinate = coordinate
+        self.memory_scale = float(memory_scale)
         self.specs = signature
         self.columns = sorted(signature)
         self.serve = tf.function(self._serve, input_signature=[signature])
@@ -54,6 +57,10 @@ class ServingTower(tf.Module):
     def _serve(self, raw: dict) -> dict:
         features, mask = self.encoder(raw)
         embedding = self.tower(features, training=False, preference_mask=mask)
+        if self.memory_scale != 1.0:
+            d = self.tower.output_dim
+            embedding = tf.concat([embedding[:, :d], self.memory_scale * embedding[:, d:]],
+                                  axis=1)
         if self.coordinate is not None:
             warm, cold = self.coordinate
             extra = warm * mask + cold * (1.0 - mask)
@@ -95,10 +102,11 @@ def _plain(value):
 
 
 def export_towers(towers: dict[str, Tower], specs: dict[str, TowerSpec], vocab: Vocabularies,
-                  data: TrainingSet, out: Path, cold_offset: float = 0.0
-                  ) -> dict[str, ServingTower]:
+                  data: TrainingSet, out: Path, cold_offset: float = 0.0,
+                  memory_scale: float = 1.0) -> dict[str, ServingTower]:
     """Write both SavedModels, the candidates' embeddings and the parity sample to `out`;
-    each embedding ends with the cold-anchor offset's coordinate (see ServingTower)."""
+    each embedding ends with the cold-anchor offset's coordinate, and the user tower's
+    memory part is scaled by `memory_scale` (see ServingTower)."""
     out.mkdir(parents=True, exist_ok=True)
     schema = data.schema("train")
     coordinates = {"user_tower": (1.0, 1.0), "anchor_tower": (0.0, float(cold_offset))}
@@ -107,7 +115,8 @@ def export_towers(towers: dict[str, Tower], specs: dict[str, TowerSpec], vocab: 
         columns = raw_columns(specs[name])
         serving[name] = ServingTower(towers[name], RawFeatureEncoder(specs[name], vocab),
                                      column_signature(columns, schema, None),
-                                     coordinates[name])
+                                     coordinates[name],
+                                     memory_scale if name == "user_tower" else 1.0)
         tf.saved_model.save(serving[name], str(out / name), signatures={
             "serving_default": serving[name].serve.get_concrete_function()})
 

@@ -21,6 +21,10 @@ def test_choose_takes_the_largest_offset_within_one_standard_error_of_the_best()
     assert choose(rows, "best") == 1
     assert choose(rows, "none") == 0
     assert choose(rows[:, :0], "one_se") == 0  # no validation user-day: no offset
+    # the memory scale takes the other end: the smallest within one standard error
+    assert choose(rows[1:], "one_se", largest=False) == 0
+    assert choose(np.stack([base - 2 * se, base, base - 0.5 * se]), "one_se",
+                  largest=False) == 1
 
 
 def test_a_larger_validation_set_allows_a_smaller_offset():

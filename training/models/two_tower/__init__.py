@@ -52,7 +52,7 @@ class TwoTower(Model):
         from training.models.two_tower import cold_offset, memory_scale
         from training.models.two_tower.export import export_towers
         from training.models.two_tower.trainable import TwoTowerTrainable, prepare
-        from training.models.two_tower.validation import make_validator
+        from training.models.two_tower.validation import InMemoryScorer, make_validator
 
         prepared = prepare(data, config)
         validate = make_validator(data, prepared.columns, prepared.vocab.id_list_width)
@@ -61,9 +61,13 @@ class TwoTower(Model):
                           data.files("train"), out, loop, validate, on_epoch)
         if result.chief:
             trainable, days = result.trainable, validate.days if validate else []
-            scale = memory_scale.fit_on_validation(days, trainable, config.memory_scale)
-            offset = cold_offset.fit_on_validation(days, trainable, config.gamma,
-                                                   config.cold_anchor_offset, scale["scale"])
+            # the validation days embedded once, for both choices: (MLP, memory) scores
+            scorer = InMemoryScorer(trainable)
+            parts = [scorer.parts(d.users, d.anchors) for d in days]
+            scale = memory_scale.fit_on_validation(parts, days, config.memory_scale)
+            offset = cold_offset.fit_on_validation(
+                [mlp + scale["scale"] * memory for mlp, memory in parts], days, config.gamma,
+                config.cold_anchor_offset)
             result.summary.update(memory_scale=scale, cold_anchor_offset=offset)
             export_towers(trainable.towers(), prepared.specs, prepared.vocab, data,
                           self.export_dir(out), offset["offset"], scale["scale"])

@@ -27,7 +27,6 @@ import numpy as np
 from training.evaluate import HeldOutDay
 from training.metrics import per_user_metrics
 from training.models.two_tower.config import OffsetRule
-from training.models.two_tower.validation import InMemoryScorer
 
 LOGIT_STEPS = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))  # offsets in logits (x gamma)
 METRIC = "recall@50"
@@ -91,17 +90,16 @@ def fit(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
             "cold_anchor_recall@50": table[chosen]["cold_anchor_recall@50"], "table": table}
 
 
-def fit_on_validation(days: Sequence[HeldOutDay], trainable, gamma: float,
-                      rule: OffsetRule, memory_scale: float = 1.0) -> dict:
-    """`fit` on the validation days (`Validator.days`) with the towers in memory (the user's
-    memory part scaled by `memory_scale`); no offset (and no table) without a validation day
-    or under rule "none"."""
+def fit_on_validation(scores: Sequence[np.ndarray], days: Sequence[HeldOutDay], gamma: float,
+                      rule: OffsetRule) -> dict:
+    """`fit` on the validation days (`Validator.days`) from their `[U, A]` scores as served
+    (the towers in memory, the memory scale applied); no offset (and no table) without a
+    validation day or under rule "none"."""
     if rule == "none" or not days:
         return {"rule": rule, "logit": 0.0, "offset": 0.0, "recall@50": None,
                 "cold_anchor_recall@50": None, "table": []}
     started = time.perf_counter()
-    scorer = InMemoryScorer(trainable, memory_scale)
-    scores = [np.asarray(scorer.score(d.day, d.users, d.anchors), np.float64) for d in days]
+    scores = [np.asarray(s, np.float64) for s in scores]
     out = fit(scores, days, gamma, rule)
     none = out["table"][0]
     log.info("cold-anchor offset %.1f logit (%s): validation recall@50 %s (none: %s), cold "

@@ -26,7 +26,6 @@ from training.evaluate import HeldOutDay
 from training.metrics import per_user_metrics
 from training.models.two_tower.cold_offset import CHUNK, choose, pooled_mean
 from training.models.two_tower.config import OffsetRule
-from training.models.two_tower.validation import InMemoryScorer
 
 SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 METRIC = "ndcg@10"
@@ -60,14 +59,15 @@ def fit(parts: Sequence[tuple[np.ndarray, np.ndarray]], days: Sequence[HeldOutDa
             "recall@50": table[chosen]["recall@50"], "table": table}
 
 
-def fit_on_validation(days: Sequence[HeldOutDay], trainable, rule: OffsetRule) -> dict:
-    """`fit` on the validation days with the towers in memory; scale 1 (and no table)
-    without a validation day, without a memory channel or under rule "none"."""
-    if rule == "none" or not days or trainable.model.user_tower.memory is None:
+def fit_on_validation(parts: Sequence[tuple[np.ndarray, np.ndarray]],
+                      days: Sequence[HeldOutDay], rule: OffsetRule) -> dict:
+    """`fit` on the validation days from their (MLP, memory) scores with the towers in
+    memory (`InMemoryScorer.parts`); scale 1 (and no table) without a validation day, without
+    a memory channel (an empty memory part) or under rule "none"."""
+    if rule == "none" or not days or not any(memory.any() for _, memory in parts):
         return {"rule": rule, "scale": 1.0, METRIC: None, "recall@50": None, "table": []}
     started = time.perf_counter()
-    scorer = InMemoryScorer(trainable)
-    out = fit([scorer.parts(d.users, d.anchors) for d in days], days, rule)
+    out = fit(parts, days, rule)
     log.info("memory scale %g (%s): validation NDCG@10 %s (1: %s) in %.0f s", out["scale"],
              rule, out[METRIC], out["table"][0][METRIC], time.perf_counter() - started)
     return out

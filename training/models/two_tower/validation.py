@@ -23,12 +23,10 @@ MAX_LOSS_BATCHES = 50  # the validation loss is a sample of the days' labelled r
 
 
 class InMemoryScorer:
-    """Cosine scores of the towers being trained, from raw columns (as a Scorer); the user's
-    memory part scaled by `memory_scale` (as export applies it)."""
+    """Cosine scores of the towers being trained, from raw columns (as a Scorer)."""
 
-    def __init__(self, trainable, memory_scale: float = 1.0) -> None:
+    def __init__(self, trainable) -> None:
         self.trainable = trainable
-        self.memory_scale = memory_scale
 
     def parts(self, users: Columns, anchors: Columns) -> tuple[np.ndarray, np.ndarray]:
         """`[U, A]` scores of the MLP part and of the memory part (unscaled)."""
@@ -45,10 +43,7 @@ class InMemoryScorer:
         return tower(features, training=False, preference_mask=mask).numpy()
 
     def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
-        if self.memory_scale == 1.0:
-            return self._embed("user", users) @ self._embed("anchor", anchors).T
-        mlp, memory = self.parts(users, anchors)
-        return mlp + self.memory_scale * memory
+        return self._embed("user", users) @ self._embed("anchor", anchors).T
 
 
 class Validator:

@@ -351,18 +351,18 @@ class Tower(keras.Model):
             width = units
         self.projection = keras.layers.Dense(self.output_dim, name=f"{self.name}_projection")
         self.projection.build((None, width))
-        self.memory_gate = []
+        self.memory_gate = None  # a Dense layer whose kernel and bias _monotone_gate reads
         if memory_pooling == "learned" and spec.memory is not None and spec.memory.weights:
             # per history anchor: (log1p weight, share of the largest, 1 - rank) -> the logit
             # of its strength, through softplus kernels (`_monotone_gate`) from 0.31 each,
             # the bias from -3: strengths start near 0.1 to 0.5, where a free gate settled
             # (0.1 to 0.33 at demo scale); from 0 they began near 1.5 and the history buried
             # every other anchor for the first epoch (validation NDCG@10 0.358 against 0.414)
-            self.memory_gate = [keras.layers.Dense(
+            self.memory_gate = keras.layers.Dense(
                 1, kernel_initializer=keras.initializers.Constant(-1.0),
                 bias_initializer=keras.initializers.Constant(-3.0),
-                name=f"{self.name}_memory_gate")]
-            self.memory_gate[0].build((None, None, len(_GATE_INPUTS)))
+                name=f"{self.name}_memory_gate")
+            self.memory_gate.build((None, None, len(_GATE_INPUTS)))
         self.built = True
 
     @property
@@ -453,7 +453,7 @@ class Tower(keras.Model):
         # (0, LEARNED_MAX) weights the row instead: with near-orthogonal codes the dot
         # product with an anchor's code is then its strength, a rewatch score the loss fits
         share = tf.math.divide_no_nan(weights, tf.reduce_max(weights, axis=1, keepdims=True))
-        if self.memory_gate:
+        if self.memory_gate is not None:
             # the history comes strongest first: 1 - rank grows with the weight, as the
             # other two inputs do
             top = 1.0 - tf.cumsum(valid, axis=1, exclusive=True) / tf.cast(tf.shape(ids)[1],
@@ -469,9 +469,8 @@ class Tower(keras.Model):
         user. Left free (two layers), the gate learned an order worse than the weights' own
         (demo scale, within-history AUC 0.659 against 0.699), since the in-batch softmax
         rarely sets one history anchor against another; the loss still sets the spacing."""
-        layer = self.memory_gate[0]
-        kernel = tf.nn.softplus(tf.cast(layer.kernel, tf.float32))
-        return tf.tensordot(x, kernel, 1)[..., 0] + tf.cast(layer.bias[0], tf.float32)
+        kernel = tf.nn.softplus(tf.cast(self.memory_gate.kernel, tf.float32))
+        return tf.tensordot(x, kernel, 1)[..., 0] + tf.cast(self.memory_gate.bias[0], tf.float32)
 
     def _keep(self, batch_size: tf.Tensor, training: bool | tf.Tensor | None) -> tf.Tensor:
         """`[batch_size, 1]` float: 0 where the preference group is dropped, else 1."""

@@ -348,7 +348,7 @@ def gate_strengths(model: TwoTowerModel, weights: np.ndarray, width: int = 4) ->
 
     x = np.stack([np.log1p(weights), weights / weights.max(),
                   1 - np.arange(len(weights)) / width], axis=1)
-    kernel, bias = model.user_tower.memory_gate[0].get_weights()
+    kernel, bias = model.user_tower.memory_gate.get_weights()
     return LEARNED_MAX / (1 + np.exp(-(x @ np.logaddexp(0, kernel) + bias)[:, 0]))
 
 
@@ -370,7 +370,7 @@ def test_learned_memory_scores_each_history_anchor_by_its_learned_strength():
     model = TwoTowerModel(user, anchor, output_dim=8, hidden_units=(8,), memory_rows=50,
                           memory_dim=512, memory_weight=0.5, seed=0, memory_trainable=False,
                           memory_pooling="learned")
-    assert model.user_tower.memory_gate and not model.anchor_tower.memory_gate
+    assert model.user_tower.memory_gate is not None and model.anchor_tower.memory_gate is None
     u, a = embed_three_anchor_history(model)
     np.testing.assert_allclose(np.linalg.norm(a[:, 8:], axis=1), np.sqrt(0.5), atol=1e-5)
     # the strengths the gate gives the three history anchors, recomputed from its layers
@@ -429,8 +429,8 @@ def test_a_stronger_history_anchor_never_scores_below_a_weaker_one():
                           memory_dim=8, memory_weight=0.5, seed=0, memory_pooling="learned",
                           exact_rows=range(51))
     rng = np.random.default_rng(1)
-    for layer in model.user_tower.memory_gate:  # any kernel, negative entries included
-        layer.set_weights([rng.normal(0, 3, w.shape) for w in layer.get_weights()])
+    gate = model.user_tower.memory_gate  # any kernel, negative entries included
+    gate.set_weights([rng.normal(0, 3, w.shape) for w in gate.get_weights()])
     users = user_features(rng, 1)
     users["user_history"] = tf.constant([[3, 5, 8, 13, 21, 34]], tf.int64)
     weights = np.sort(rng.exponential(2.0, 6))[::-1]  # strongest first, as profiles hold

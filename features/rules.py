@@ -10,7 +10,7 @@ LONG_WATCH_SECONDS = 30.0  # a watch this long is engagement (and a positive lab
 DEFAULT_WINDOW_DAYS = 7
 DEFAULT_LAST_K = 10
 # The long-horizon history of a user profile: the top K anchors of the H days before the
-# profile day by log1p(watch seconds), halving every HISTORY_HALF_LIFE_DAYS.
+# profile day by log1p(watch seconds, each day's halving every HISTORY_HALF_LIFE_DAYS).
 DEFAULT_HISTORY_DAYS = 56
 DEFAULT_HISTORY_K = 64
 HISTORY_HALF_LIFE_DAYS = 14.0

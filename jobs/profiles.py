@@ -117,14 +117,18 @@ def category_shares(sums: DataFrame) -> DataFrame:
 def pair_weights(pairs: DataFrame, day: str,
                  half_life_days: float = HISTORY_HALF_LIFE_DAYS) -> DataFrame:
     """One row per (user, anchor) of `pairs` (daily_user_anchor rows of the H days before
-    `day`): weight, the sum of log1p(watch seconds) * 0.5^(age / half life), age in days
-    before `day`, each day's term rounded to a millionth and summed as an integer (a re-run
-    gives the same bits whatever the engine's order of rows); history_last_dt."""
+    `day`): weight, log1p of the watch seconds each halving every half life (age in days
+    before `day`), which is the rewatch baseline's order (within a user's history it ranks
+    the anchors watched again better than a sum of each day's log1p: AUC 0.707 against
+    0.699 at demo scale); each day's decayed seconds are rounded to a millionth and summed
+    as an integer, so a re-run gives the same bits whatever the engine's order of rows;
+    history_last_dt."""
     age = F.datediff(F.lit(day).cast("date"), F.col("dt").cast("date"))
-    weight = F.log1p("watch_seconds") * F.pow(F.lit(0.5), age / F.lit(float(half_life_days)))
-    micros = F.round(weight * F.lit(1e6)).cast("bigint")
+    seconds = F.col("watch_seconds") * F.pow(F.lit(0.5), age / F.lit(float(half_life_days)))
+    micros = F.round(seconds * F.lit(1e6)).cast("bigint")
     return pairs.groupBy("user_id", "anchor_id").agg(
-        (F.sum(micros) / F.lit(1e6)).alias("weight"), F.max("dt").alias("history_last_dt"))
+        F.log1p(F.sum(micros) / F.lit(1e6)).alias("weight"),
+        F.max("dt").alias("history_last_dt"))
 
 
 def pair_recency(pairs: DataFrame) -> DataFrame:

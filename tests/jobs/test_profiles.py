@@ -210,8 +210,9 @@ def test_the_long_history_ranks_anchors_by_decayed_watch_time(lake):
     raw = lake.read_days(RAW_WATCH_SESSIONS, DAYS[2], DAYS[5]).toPandas()
     pairs = raw.groupby(["user_id", "anchor_id", "dt"], as_index=False).watch_seconds.sum()
     age = (pd.Timestamp(D) - pd.to_datetime(pairs.dt)).dt.days
-    pairs["w"] = np.log1p(pairs.watch_seconds) * 0.5 ** (age / HISTORY_HALF_LIFE_DAYS)
+    pairs["w"] = pairs.watch_seconds * 0.5 ** (age / HISTORY_HALF_LIFE_DAYS)
     expected = pairs.groupby(["user_id", "anchor_id"]).w.sum().reset_index()
+    expected["w"] = np.log1p(expected.w)
     profile = lake.read_days(USER_PROFILES, D, D).toPandas().set_index("user_id")
     checked = 0
     for user, rows in expected.groupby("user_id"):

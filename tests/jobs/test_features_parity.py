@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from features.catalog import ALL_TABLES, USERS
+from features.catalog import ALL_TABLES, ANCHOR_PROFILES, LABELS, USERS
 from features.days import days_between
 from features.examples import CANDIDATES, TRAIN_EXAMPLES, VALIDATION_EXAMPLES
 from features.manifest import run_folder
@@ -58,27 +58,30 @@ def tiny_training_set(lake: Lake) -> dict:
 
 
 def test_a_lake_is_engine_neutral(tmp_path, spark, tiny_reference):
-    """The same three tiny days built all on Sail (the session's reference) and mixed: ingest
-    on Sail, features and the training set on JVM Spark local (the jobs' command lines,
-    jobs.run_days and jobs.training_set), every table read back on Sail and compared. The JVM
-    reads what Sail wrote and Sail what the JVM wrote; ingest runs on JVM Spark in
-    tests/jobs/test_cluster.py and test_ingest.py."""
+    """The same three tiny days built all on Sail (the session's reference) and mixed: Sail
+    builds the first two days and the third day's ingest, JVM Spark local the third day's
+    features (profiles from the running totals Sail wrote) and the training set of all three
+    days (the jobs' command lines, jobs.run_days and jobs.training_set); every table read
+    back on Sail and compared. The JVM reads what Sail wrote and Sail what the JVM wrote;
+    ingest runs on JVM Spark in tests/jobs/test_cluster.py and test_ingest.py."""
     landing, sail, expected, expected_manifest = tiny_reference
-    days = TINY_DAYS
-    span = ["--start", days[0], "--end", days[-1], "--window", "2", "--last-k", "3"]
-    mixed = Lake(tmp_path / "sail_jvm_jvm", spark)
-    run_days(mixed, days, ["ingest"], window=2, last_k=3, landing=str(landing))
-    features = run_on_jvm("jobs.run_days", *span, "--steps", ",".join(FEATURES),
-                          "--allow-partial", "--lake", str(mixed.root))
+    *before, last = TINY_DAYS
+    mixed = Lake(tmp_path / "sail_sail_jvm", spark)
+    run_days(mixed, before, ["ingest", *FEATURES], window=2, last_k=3, allow_partial=True,
+             landing=str(landing))
+    run_days(mixed, [last], ["ingest"], window=2, last_k=3, landing=str(landing))
+    features = run_on_jvm("jobs.run_days", "--start", last, "--end", last, "--window", "2",
+                          "--last-k", "3", "--steps", ",".join(FEATURES), "--allow-partial",
+                          "--lake", str(mixed.root))
     done = run_on_jvm("jobs.training_set", *TRAINING_SET_ARGS, "--lake", str(mixed.root))
 
     assert len(expected) == len([s for s in ALL_TABLES if sail.exists(s)]) + 3
     # rows the inputs imply, so that two empty tables cannot pass as equal: a profile for
     # each user known that day (new users arrive every day), labels every day
-    known = [sail.read(USERS).where(f"dt <= '{day}'").count() for day in days]
+    known = [sail.read(USERS).where(f"dt <= '{day}'").count() for day in TINY_DAYS]
     assert known[0] < known[-1]
     assert len(expected["user_profiles"]) == sum(known)
-    assert {row[-1] for row in expected["labels"]} == set(days)
+    assert {row[-1] for row in expected["labels"]} == set(TINY_DAYS)
     assert all(expected[name] for name in ("raw_watch_sessions", "daily_user_anchor",
                                            f"{run_folder(RUN_ID)}/train"))
     found = every_table(mixed, RUN_ID)
@@ -86,9 +89,11 @@ def test_a_lake_is_engine_neutral(tmp_path, spark, tiny_reference):
     for name, rows in expected.items():
         assert found[name] == rows, name
     # the JVM job's summary counts what it wrote, as the Sail tables hold it
+    on_last = {name: sail.read(spec).where(f"dt = '{last}'").count()
+               for name, spec in (("anchor_profiles", ANCHOR_PROFILES), ("labels", LABELS))}
     assert features.stdout.splitlines()[-1].endswith(
-        f"user_profiles {sum(known):,} rows, anchor_profiles "
-        f"{len(expected['anchor_profiles']):,} rows, labels {len(expected['labels']):,} rows")
+        f"user_profiles {known[-1]:,} rows, anchor_profiles {on_last['anchor_profiles']:,} "
+        f"rows, labels {on_last['labels']:,} rows")
     # the manifest counts the same examples (its version and times differ)
     manifest = json.loads((mixed.root / run_folder(RUN_ID) / "manifest.json").read_text())
     assert manifest["counts"] == expected_manifest["counts"]

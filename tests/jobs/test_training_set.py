@@ -6,6 +6,8 @@ declares."""
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -17,6 +19,7 @@ from features.catalog import LABELS, TableSpec
 from features.examples import CANDIDATES, TRAIN_EXAMPLES, VALIDATION_EXAMPLES
 from features.manifest import TrainingSetManifest, load_manifest
 from jobs import training_set
+from jobs.lake import Lake
 from jobs.run_days import run_days
 from tests.jobs import tiny_lake
 from tests.jobs.tiny_lake import DAYS
@@ -88,12 +91,22 @@ def test_the_pile_count_keeps_every_pile_under_the_bound():
     assert training_set.pile_count(10, min_piles=3) == 3  # --shards asks for at least
 
 
-@pytest.fixture()
-def feature_lake(lake):
+@pytest.fixture(scope="module")
+def built_feature_lake(tmp_path_factory, spark) -> Path:
+    """The tiny lake with its features, built once for the module (~30 s)."""
+    lake = Lake(tmp_path_factory.mktemp("feature_lake") / "lake", spark)
     tiny_lake.build(lake, seed=21)
     run_days(lake, DAYS, ["daily_stats", "profiles", "labels"], window=3, last_k=3,
              allow_partial=True)
-    return lake
+    return lake.root
+
+
+@pytest.fixture()
+def feature_lake(built_feature_lake, tmp_path, spark):
+    """A copy of the module's built lake for one test to write to (Delta logs hold
+    relative paths: a copied folder is the same lake)."""
+    shutil.copytree(built_feature_lake, tmp_path / "lake")
+    return Lake(tmp_path / "lake", spark)
 
 
 def _fields(lake, spec: TableSpec) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from training import train
 from training.evaluate import baseline_scorers, evaluate, evaluate_model
 from training.models import model
 from training.models.two_tower.export import EMBEDDINGS, embed, load_towers
+from training.models.two_tower.memory_scale import SCALES
 from training.reader import TrainingSet
 
 pytestmark = pytest.mark.engine
@@ -93,7 +94,7 @@ def test_train_resume_export_and_reload_parity(tiny_training_set, tmp_path):
                                        atol=1e-6)
     # the memory scale is chosen on the validation days before the offset, from its table
     scale = again["memory_scale"]
-    assert scale["rule"] == "one_se" and len(scale["table"]) == 6
+    assert scale["rule"] == "one_se" and len(scale["table"]) == len(SCALES)
     assert scale["scale"] in {row["scale"] for row in scale["table"]}
     # the last coordinate carries the cold-anchor offset chosen on the validation days
     offset = again["cold_anchor_offset"]

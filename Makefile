@@ -6,11 +6,12 @@ demo:
 	bash infra/demo.sh
 
 # Every tier: what CI runs (.ci/run calls `make test`).
-# Two pytest workers: much of the suite waits (DAG runs, JVM start-ups, subprocesses); the
-# Spark-cluster tests share one worker (xdist_group), so one cluster starts, not two.
+# Three pytest workers on two cores: much of the suite waits (DAG runs, JVM start-ups,
+# subprocesses); the Spark-cluster tests share one worker (xdist_group), so one cluster
+# starts, not two.
 test:
 	bash infra/bootstrap.sh
-	.venv/bin/python -m pytest -q -n 2 --dist loadgroup --durations=20
+	.venv/bin/python -m pytest -q -n 3 --dist loadgroup --durations=20
 
 # The inner loop: no DAG runs, no JVM Spark, no multi-process runs; two pytest workers.
 test-fast:

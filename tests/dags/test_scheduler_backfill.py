@@ -1,4 +1,4 @@
-"""The real services (~2 min): infra/airflow.sh starts the
+"""The real services (~4 min on two cores): infra/airflow.sh starts the
 api-server, dag-processor and scheduler on free ports, backfills four tiny days of
 features_daily (days in parallel, profiles in order), triggers a tiny training run that
 publishes a model, and stops. The tables equal one multi-day run of the same jobs."""

@@ -12,7 +12,9 @@ from features.catalog import ALL_TABLES
 from features.days import add_days, days_between
 from tests.dags.conftest import run_dag, simulate_landing
 
-pytestmark = pytest.mark.e2e  # whole DAG runs through Airflow (dag.test)
+# whole DAG runs through Airflow (dag.test); one worker, so the module's DAG runs (~40 s)
+# are made once (make test: --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("features_daily")]
 
 SPECS = {spec.name: spec for spec in ALL_TABLES}
 

@@ -13,7 +13,9 @@ import pytest
 from features.days import add_days, days_between
 from tests.dags.conftest import run_dag, simulate_landing
 
-pytestmark = pytest.mark.e2e  # whole DAG runs through Airflow (dag.test)
+# whole DAG runs through Airflow (dag.test); one worker, so the module's lake and first run
+# (~60 s) are built once (make test: --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("training_dag")]
 
 START, DAYS, WINDOW = "2026-04-01", 6, 2
 END = add_days(START, DAYS - 1)

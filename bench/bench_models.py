@@ -72,9 +72,10 @@ def compare(work: Path, args: argparse.Namespace, seed: int) -> dict:
         import shutil
 
         shutil.rmtree(work / "run")
-    summary = train_run(lake.root, "bench", work / "run", **overrides)
+    summary = train_run(lake.root, "bench", work / "run", model_name=args.model, **overrides)
     train_s = time.perf_counter() - started
-    scorers = {MODEL: Timed(model("two_tower").load(model("two_tower").export_dir(work / "run"))),
+    kind = model(args.model)
+    scorers = {MODEL: Timed(kind.load(kind.export_dir(work / "run"))),
                **{k: Timed(v) for k, v in baseline_scorers(data, landing, seed).items()}}
     started = time.perf_counter()
     metrics = evaluate(data, scorers, EvalSettings(seed=seed))
@@ -95,6 +96,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="11", help="comma-separated simulator seeds")
     parser.add_argument("--reuse", action="store_true", help="reuse the lake of --work")
     parser.add_argument("--overrides", help="JSON training settings, e.g. '{\"epochs\": 5}'")
+    parser.add_argument("--model", default="two_tower",
+                        help="registered model to train (fusion: the training DAG's default)")
     args = parser.parse_args()
     results = []
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -103,12 +106,13 @@ def main() -> None:
         result = compare(work, args, seed)
         results.append(result)
         m = result["metrics"]
-        rows = [("model (two_tower)", _line({**m["model"], "slices": m["slices"]},
+        rows = [(f"model ({args.model})", _line({**m["model"], "slices": m["slices"]},
                                             result["train_s"], "train"))]
         for name, values in sorted(m["baselines"].items(),
                                    key=lambda kv: -(kv[1].get("recall@50") or 0)):
             rows.append((name, _line(values, result["score_s"][name], "fit+score")))
-        s = result["summary"]
+        # fusion: the two-tower component's summary
+        s = result["summary"].get("two_tower", result["summary"])
         rows += [
             ("two_tower epochs", f"{s.get('epochs_run')} run, best {s.get('best_epoch')}, "
                                  f"stopped early: {s.get('stopped_early')}"),

@@ -95,6 +95,31 @@ def test_log_ranks_spread_the_top_and_inputs_are_named_in_order():
         fusion.FusionConfig(inputs=("history", "gbdt"))
 
 
+class Constant:
+    """A component that scores `[U, A]` with fixed per-anchor scores."""
+
+    def __init__(self, per_anchor) -> None:
+        self.per_anchor = np.asarray(per_anchor, dtype=np.float64)
+
+    def score(self, day, users, anchors):
+        return np.tile(self.per_anchor, (len(users["user_id"]), 1))
+
+
+@pytest.mark.unit
+def test_new_anchors_get_their_own_bias_and_model_terms():
+    scorers = {"two_tower": Constant([0.1, 0.9, 0.5]), "rewatch": Constant([3.0, 0.0, 1.0])}
+    users = {"user_id": np.array([1, 2]), "user_has_history": np.array([True, True])}
+    anchors = {"anchor_id": np.array([7, 8, 9]),
+               "anchor_has_history": np.array([True, False, True])}
+    x = fusion.features(scorers, "2026-01-02", users, anchors, "rank", ("cold_anchor",))
+    names = fusion.input_names(list(scorers), ("cold_anchor",))
+    assert names == ["two_tower", "rewatch", "cold_anchor", "two_tower*cold_anchor"]
+    assert x.shape == (4, 2, 3)
+    np.testing.assert_array_equal(x[2], [[0, 1, 0], [0, 1, 0]])  # anchor 8 is new
+    # the model's rank of the new anchor (top: 1.0), zero on the warm ones; rewatch has none
+    np.testing.assert_array_equal(x[3], [[0, 1, 0], [0, 1, 0]])
+
+
 class Recorder:
     """A component that notes every day it scores."""
 

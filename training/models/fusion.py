@@ -8,8 +8,11 @@ log(A), finer than the rank near the top, where recall@50 is decided); the user'
 with the candidate (`history`: watched before, log watch seconds, recency 1 / days since
 the last watch, log days watched, all from the lake strictly before the day); each model
 component's rank among the anchors the user never watched (`unseen`: rank x not watched,
-so discovery gets its own weight) and for users without history (`cold_user`). The fused
-score is a weighted sum of these inputs. The weights
+so discovery gets its own weight), for users without history (`cold_user`) and for anchors
+without history (`cold_anchor`: a new anchor's own bias, and each model component's rank
+times it: every collaborative component ranks a new anchor last, and without these terms the
+blend buries the new anchors the two-tower model finds). The fused score is a weighted sum
+of these inputs. The weights
 come from a small pairwise logistic regression (a linear RankNet: the probability that a
 positive outranks an unwatched candidate is sigmoid(w . (x_pos - x_neg)), with an L2 penalty)
 fitted on the *validation days* only: each labelled positive of a user-day is paired with
@@ -55,7 +58,7 @@ DEFAULT_COMPONENTS = (TWO_TOWER, "als", "item_cf", "rewatch", "segment_popularit
                       "recent_popularity")
 REFUSED = ("oracle", "content_oracle")  # ground truth: a ceiling, never an input
 CHUNK_USERS = 512  # users scored at once: F inputs x chunk x A floats in memory
-INPUTS = ("zscore", "log_rank", "history", "unseen", "cold_user")
+INPUTS = ("zscore", "log_rank", "history", "unseen", "cold_user", "cold_anchor")
 HISTORY = ("watched", "log_seconds", "recency", "log_days")
 DISCOVERY = (TWO_TOWER, "als", "item_cf", "segment_popularity", "recent_popularity")
 
@@ -189,6 +192,8 @@ def input_names(components: Sequence[str], inputs: Sequence[str]) -> list[str]:
         names += [f"{c}*unseen" for c in components if c in DISCOVERY]
     if "cold_user" in inputs:
         names += [f"{c}*cold_user" for c in components if c in DISCOVERY]
+    if "cold_anchor" in inputs:
+        names += ["cold_anchor"] + [f"{c}*cold_anchor" for c in components if c in DISCOVERY]
     return names
 
 
@@ -275,6 +280,10 @@ def features(scorers: Mapping[str, Any], day: str, users: Columns, anchors: Colu
     if "cold_user" in inputs:
         cold = (~np.asarray(users["user_has_history"]).astype(bool)).astype(np.float64)[:, None]
         rows += [rows[k] * cold for k, c in enumerate(scorers) if c in DISCOVERY]
+    if "cold_anchor" in inputs:
+        new = (~np.asarray(anchors["anchor_has_history"]).astype(bool)).astype(np.float64)
+        rows += [np.broadcast_to(new[None, :], rows[0].shape)]
+        rows += [rows[k] * new[None, :] for k, c in enumerate(scorers) if c in DISCOVERY]
     return np.stack(rows)
 
 

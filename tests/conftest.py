@@ -48,7 +48,6 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-
 def pytest_runtest_setup(item):
     """`--dist loadgroup` keeps an xdist_group (one lake, one Spark cluster) on one worker by a
     suffix on the node id; pytest 9.2 drops the suffix (pytest-xdist#1386) and the groups
@@ -58,6 +57,7 @@ def pytest_runtest_setup(item):
         pytest.fail("--dist loadgroup did not group this test: this pytest breaks "
                     "pytest-xdist's loadgroup (pytest-xdist#1386; setup.cfg pins below 9.2)",
                     pytrace=False)
+
 
 @pytest.fixture(scope="session")
 def spark():

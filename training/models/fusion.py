@@ -10,9 +10,9 @@ the last watch, log days watched, all from the lake strictly before the day); ea
 component's rank among the anchors the user never watched (`unseen`: rank x not watched,
 so discovery gets its own weight), for users without history (`cold_user`) and for anchors
 without history (`cold_anchor`: a new anchor's own bias, and each model component's rank
-times it: every collaborative component ranks a new anchor last, and without these terms the
-blend buries the new anchors the two-tower model finds). The fused score is a weighted sum
-of these inputs. The weights
+times it, since every collaborative component ranks a new anchor last; the fit still gives
+new anchors little room, docs/decisions.md, ninth session). The fused score is a weighted
+sum of these inputs. The weights
 come from a small pairwise logistic regression (a linear RankNet: the probability that a
 positive outranks an unwatched candidate is sigmoid(w . (x_pos - x_neg)), with an L2 penalty)
 fitted on the *validation days* only: each labelled positive of a user-day is paired with

@@ -111,14 +111,16 @@ def main() -> None:
         for name, values in sorted(m["baselines"].items(),
                                    key=lambda kv: -(kv[1].get("recall@50") or 0)):
             rows.append((name, _line(values, result["score_s"][name], "fit+score")))
-        # fusion: the two-tower component's summary
+        # fusion: the two-tower component's summary (none when it blends a given export)
         s = result["summary"].get("two_tower", result["summary"])
+        if "epochs_run" in s:
+            rows += [
+                ("two_tower epochs", f"{s['epochs_run']} run, best {s.get('best_epoch')}, "
+                                     f"stopped early: {s.get('stopped_early')}"),
+                ("two_tower memory scale", f"{(s.get('memory_scale') or {}).get('scale')}"),
+                ("two_tower cold-anchor offset",
+                 f"{(s.get('cold_anchor_offset') or {}).get('logit')} logit")]
         rows += [
-            ("two_tower epochs", f"{s.get('epochs_run')} run, best {s.get('best_epoch')}, "
-                                 f"stopped early: {s.get('stopped_early')}"),
-            ("two_tower memory scale", f"{(s.get('memory_scale') or {}).get('scale')}"),
-            ("two_tower cold-anchor offset",
-             f"{(s.get('cold_anchor_offset') or {}).get('logit')} logit"),
             ("evaluation (all scorers)", f"{result['eval_s']:.1f} s"),
             ("lake build (simulate + daily jobs)", f"{result['features_s']:.1f} s"),
             ("test days / user-days", f"{m['eval_days']} / {m['support']['user_days']:,}"),

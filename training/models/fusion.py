@@ -275,16 +275,24 @@ def features(scorers: Mapping[str, Any], day: str, users: Columns, anchors: Colu
         past = history.features(day, users, anchors)
         rows += [past[n] for n in HISTORY]
         unseen = 1.0 - past["watched"]
+    scored = rows[:len(raw)]  # the components' normalised scores
+
+    def discovery(mask: np.ndarray) -> list[np.ndarray]:  # each model component's, masked
+        return [r * mask for r, c in zip(scored, scorers, strict=True) if c in DISCOVERY]
+
     if "unseen" in inputs:
-        rows += [rows[k] * unseen for k, c in enumerate(scorers) if c in DISCOVERY]
+        rows += discovery(unseen)
     if "cold_user" in inputs:
-        cold = (~np.asarray(users["user_has_history"]).astype(bool)).astype(np.float64)[:, None]
-        rows += [rows[k] * cold for k, c in enumerate(scorers) if c in DISCOVERY]
+        rows += discovery(_without_history(users["user_has_history"])[:, None])
     if "cold_anchor" in inputs:
-        new = (~np.asarray(anchors["anchor_has_history"]).astype(bool)).astype(np.float64)
-        rows += [np.broadcast_to(new[None, :], rows[0].shape)]
-        rows += [rows[k] * new[None, :] for k, c in enumerate(scorers) if c in DISCOVERY]
+        new = _without_history(anchors["anchor_has_history"])[None, :]
+        rows += [np.broadcast_to(new, scored[0].shape), *discovery(new)]
     return np.stack(rows)
+
+
+def _without_history(has_history) -> np.ndarray:
+    """1.0 where a user or anchor has no history (cold), else 0.0."""
+    return (~np.asarray(has_history).astype(bool)).astype(np.float64)
 
 
 def fold_of(user_ids: np.ndarray, seed: int) -> np.ndarray:

@@ -31,7 +31,11 @@ from training.reader import TrainingSet
 
 pytestmark = pytest.mark.engine
 
-CONFIG = TwoTowerConfig(embedding_dim=16, hidden_units=(32, 16), num_negatives=8)
+# t = 1: the hard-negative map (t > 1) jumps by gamma (t - 1)(1 + neg) where a negative
+# crosses pos - margin, so a 16-bit cosine error of 0.002 next to that boundary moved a row's
+# loss by up to 2.7 (2 of 60 random batches, 2026-12-02; CI failed once on 0.54). The jump is
+# the loss's design, not a precision error, and the loss runs in float32 either way.
+CONFIG = TwoTowerConfig(embedding_dim=16, hidden_units=(32, 16), num_negatives=8, t=1.0)
 BATCH = 64
 # precision: (embeddings, per-example loss, recall@K / NDCG@K), max abs difference allowed;
 # measured on the tiny set (2026-11-30): bfloat16 0.0037, 0.066, 0.0018; float16 0.00052,

@@ -121,41 +121,30 @@ def test_new_anchors_get_their_own_bias_and_model_terms():
 
 
 @pytest.mark.unit
-def test_new_anchors_are_lifted_by_an_offset_chosen_on_validation():
-    from types import SimpleNamespace
-
-    rng = np.random.default_rng(0)
-    users, candidates = 80, 120
-    scores = rng.normal(size=(users, candidates))
-    new = np.arange(candidates) < 10
-    scores[:, new] -= 4.0  # every collaborative component ranks a new anchor last
-    positives = np.zeros_like(scores, dtype=bool)
-    positives[np.arange(40), rng.integers(0, 10, 40)] = True  # half watch a new anchor
-    positives[np.arange(40, users), scores[40:].argmax(axis=1)] = True  # half their top one
-    day = SimpleNamespace(pool=positives.any(axis=1), positives=positives,
-                          anchors={"anchor_has_history": ~new})
-    span = fusion.lift_span([scores], [day])
-    fiftieth = -np.sort(-scores, axis=1)[:40, 49]
-    needed = fiftieth - scores[:40][positives[:40]]
-    assert span == pytest.approx(np.quantile(needed, 0.9)) and span > 0
-    assert fusion.lift_span([scores[40:]], [SimpleNamespace(  # no new anchor watched
-        pool=day.pool[40:], positives=positives[40:], anchors=day.anchors)]) == pytest.approx(
-        np.median(-np.diff(-np.sort(-scores[40:], axis=1)[:, [0, 49]], axis=1)))
-    out = fusion.fit_cold_offset([scores], [day], "one_se")
-    none = out["table"][0]
-    assert 0 < out["offset"] <= span and out["span"] == span
-    assert out["cold_anchor_recall@50"] > none["cold_anchor_recall@50"]
-    assert out["recall@50"] >= none["recall@50"]
-    assert fusion.fit_cold_offset([scores], [day], "none")["offset"] == 0.0
-
-    # the scorer adds it to the new anchors' fused score, and only to theirs
-    scorers = {"two_tower": Constant([0.1, 0.9, 0.5])}
-    day_users = {"user_id": np.array([1, 2]), "user_has_history": np.array([True, True])}
-    anchors = {"anchor_id": np.array([7, 8, 9]),
-               "anchor_has_history": np.array([True, False, True])}
-    plain, lifted = (fusion.FusionScorer(scorers, {"two_tower": 1.0}, "rank", cold_offset=c)
-                     .score("2026-01-02", day_users, anchors) for c in (0.0, 0.7))
-    np.testing.assert_allclose(lifted - plain, [[0, 0.7, 0], [0, 0.7, 0]])
+def test_new_anchors_rank_where_the_two_tower_puts_them_among_warm_ones():
+    # anchors 0..3 have history; 4, 5, 6 are new and buried by the blend (fused -5)
+    fused = np.array([[4.0, 3.0, 2.0, 1.0, -5.0, -5.0, -5.0],
+                      [1.0, 2.0, 3.0, 4.0, -5.0, -6.0, -5.0]])
+    tower = np.array([[0.9, 0.5, 0.3, 0.1, 0.6, 0.95, 0.0],
+                      [0.1, 0.2, 0.3, 0.4, 0.35, 0.35, 0.35]])  # row 2: ties between new
+    new = np.array([False] * 4 + [True] * 3)
+    placed = fusion.place_new_anchors(fused, tower, new)
+    np.testing.assert_array_equal(placed[:, ~new], fused[:, ~new])  # warm scores untouched
+    order = np.argsort(-placed, axis=1).tolist()
+    # row 1: the tower ranks 5 first, 4 between warm 0 and 1, 6 last; warm keep the blend's
+    assert order[0] == [5, 0, 4, 1, 2, 3, 6]
+    # row 2: the three new ones between warm 3 (0.4) and warm 2 (0.3), in index order on ties
+    assert order[1] == [3, 4, 5, 6, 2, 1, 0]
+    assert fusion.place_new_anchors(fused, tower, np.zeros(7, bool)) is fused
+    rng = np.random.default_rng(1)  # ranks among warm are the tower's, whatever the scale
+    fused, tower = rng.normal(size=(50, 40)) * 100, rng.normal(size=(50, 40))
+    new = rng.random(40) < 0.3
+    placed = fusion.place_new_anchors(fused, tower, new)
+    for t, p in zip(tower, placed, strict=True):
+        for a in np.flatnonzero(new):
+            warm_above_by_tower = (t[~new] > t[a]).sum()
+            assert (p[~new] > p[a]).sum() == warm_above_by_tower
+        assert (np.argsort(-p[new]) == np.argsort(-t[new], kind="stable")).all()
 
 
 class Recorder:
@@ -199,9 +188,7 @@ def test_fusion_fits_on_validation_days_and_is_evaluated_like_any_model(tiny_tra
     assert spec["run_id"] == run_id and (export / "two_tower" / "user_tower").is_dir()
     assert model("fusion").artifacts(export) == {"fusion": export}
     assert all(c["status"] == "pass" for c in model("fusion").checks(export))
-    offset = fit["cold_anchor_offset"]  # chosen on the validation days, kept in the export
-    assert offset["rule"] == "one_se" and spec["cold_offset"] == offset["offset"] >= 0
-    assert model("fusion").load(export).cold_offset == offset["offset"]
+    assert spec["new_anchors"] == "two_tower" and model("fusion").load(export).place
 
     # judged on the test days by training.evaluate, beside every baseline
     monkeypatch.setattr(fusion, "component_scorers", made)

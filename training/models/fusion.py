@@ -10,10 +10,12 @@ the last watch, log days watched, all from the lake strictly before the day); ea
 component's rank among the anchors the user never watched (`unseen`: rank x not watched,
 so discovery gets its own weight), for users without history (`cold_user`) and for anchors
 without history (`cold_anchor`: a new anchor's own bias, and each model component's rank
-times it, since every collaborative component ranks a new anchor last). The fused score is
-a weighted sum of these inputs, plus an offset on every new anchor chosen after the fit
-(`fit_cold_offset`): the weights alone still gave new anchors little room (docs/decisions.md,
-ninth session). The weights
+times it, since every collaborative component ranks a new anchor last; once new anchors are
+placed as below, these only keep their pairs from bending the other weights). The fused
+score is a weighted sum of these inputs; then each new anchor takes the place among the
+anchors with history that the two-tower component gives it (`new_anchors`,
+`place_new_anchors`): a sum of components that all but one rank a new anchor last buries
+it, whatever the weights (docs/decisions.md, ninth and tenth sessions). The weights
 come from a small pairwise logistic regression (a linear RankNet: the probability that a
 positive outranks an unwatched candidate is sigmoid(w . (x_pos - x_neg)), with an L2 penalty)
 fitted on the *validation days* only: each labelled positive of a user-day is paired with
@@ -48,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from features.files import atomic_write_json
 from training.models import baselines, register_model
 from training.models.base import Model, ScoringContext
-from training.models.two_tower.config import OffsetRule, TwoTowerConfig
+from training.models.two_tower.config import TwoTowerConfig
 from training.reader import Columns, TrainingSet
 
 log = logging.getLogger(__name__)
@@ -78,9 +80,10 @@ class FusionConfig(BaseModel):
     negatives_per_positive: int = Field(20, ge=1, le=100)
     l2: float = Field(1e-3, ge=0)
     fit_seed: int = 0
-    # new anchors' lift on the fused score, chosen on the validation days like the
-    # two-tower's (`two_tower.cold_offset`); "none": no lift
-    cold_anchor_offset: OffsetRule = "one_se"
+    # where new anchors rank: "two_tower" where the two-tower component ranks them among the
+    # anchors with history (its validated cold-anchor offset included); "fused" by the fused
+    # score alone (also what a blend without the two_tower component does)
+    new_anchors: Literal["two_tower", "fused"] = "two_tower"
 
     @field_validator("components")
     @classmethod
@@ -294,6 +297,32 @@ def features(scorers: Mapping[str, Any], day: str, users: Columns, anchors: Colu
     return np.stack(rows)
 
 
+def place_new_anchors(fused: np.ndarray, tower: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """`fused` `[U, A]` with each new anchor's score (`new` `[A]`) replaced by one that ranks
+    it, among the anchors with history, where `tower` `[U, A]` ranks it (below any such
+    anchor it ties with), and among new anchors in `tower`'s order. Scores between two
+    fused scores, above the top one by < 1 or below the last one by < 1."""
+    new = np.asarray(new, bool)
+    if fused.size == 0 or not new.any() or new.all():
+        return fused
+    warm_tower, new_tower = tower[:, ~new], tower[:, new]
+    both = np.concatenate([warm_tower, new_tower], axis=1)  # warm first: ties rank above
+
+    def positions(x):
+        return np.argsort(np.argsort(-x, axis=1, kind="stable"), axis=1, kind="stable")
+
+    among_new = positions(new_tower)
+    above = positions(both)[:, warm_tower.shape[1]:] - among_new  # warm anchors above each
+    ranked = -np.sort(-fused[:, ~new], axis=1)
+    bounds = np.concatenate([ranked[:, :1] + 1.0, ranked, ranked[:, -1:] - 1.0], axis=1)
+    upper = np.take_along_axis(bounds, above, axis=1)
+    lower = np.take_along_axis(bounds, above + 1, axis=1)
+    out = np.array(fused, dtype=np.float64)
+    # new anchors that share a gap keep their order: fractions of it by their rank among new
+    out[:, new] = upper - (upper - lower) * (1.0 + among_new) / (new.sum() + 1.0)
+    return out
+
+
 def _without_history(has_history) -> np.ndarray:
     """1.0 where a user or anchor has no history (cold), else 0.0."""
     return (~np.asarray(has_history).astype(bool)).astype(np.float64)
@@ -341,10 +370,10 @@ class FusionScorer:
     def __init__(self, scorers: Mapping[str, Any], weights: Mapping[str, float], how: str,
                  folds: Mapping[int, Mapping[str, float]] | None = None, seed: int = 0,
                  inputs: Sequence[str] = (), history: History | None = None,
-                 cold_offset: float = 0.0) -> None:
+                 new_anchors: str = "fused") -> None:
         self.scorers, self.weights, self.how = dict(scorers), dict(weights), how
         self.inputs, self.history = tuple(inputs), history
-        self.cold_offset = cold_offset  # added to every new anchor's fused score
+        self.place = new_anchors == "two_tower" and TWO_TOWER in self.scorers
         self.names = input_names(list(self.scorers), self.inputs)
         self.folds, self.seed = folds, seed  # cross-fit: each user gets the other fold's
         self.finite = True
@@ -361,7 +390,7 @@ class FusionScorer:
         inputs = spec.get("inputs", [])
         return FusionScorer(scorers, spec["weights"], spec["normalise"], inputs=inputs,
                             history=History(data.lake_root, spec.get("format", "delta")),
-                            cold_offset=spec.get("cold_offset", 0.0))
+                            new_anchors=spec.get("new_anchors", "fused"))
 
     def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
         n_users = len(users["user_id"])
@@ -377,8 +406,10 @@ class FusionScorer:
                 weights = table[fold]
             x = features(self.scorers, day, chunk, anchors, self.how, self.inputs, self.history)
             out[rows] = np.einsum("uf,fua->ua", weights, x)
-        if self.cold_offset:
-            out += self.cold_offset * _without_history(anchors["anchor_has_history"])[None, :]
+            if self.place:
+                tower = np.asarray(self.scorers[TWO_TOWER].score(day, chunk, anchors))
+                out[rows] = place_new_anchors(out[rows], tower,
+                                              ~np.asarray(anchors["anchor_has_history"], bool))
         self.finite = all(bool(getattr(s, "finite", True)) for s in self.scorers.values())
         return out
 
@@ -408,64 +439,13 @@ def fit_fusion(data: TrainingSet, scorers: Mapping[str, Any], config: FusionConf
         fw = fit_pairwise(part, config.l2)[0] if len(part) else w
         by_fold[f] = dict(zip(names, map(float, fw), strict=True))
     crossfit = FusionScorer(scorers, dict(zip(names, map(float, w), strict=True)),
-                            config.normalise, by_fold, config.fit_seed, config.inputs, history)
-    scores = {d.day: crossfit.score(d.day, d.users, d.anchors) for d in held}
-    offset = fit_cold_offset(list(scores.values()), held, config.cold_anchor_offset)
-    lifted = {day: s + offset["offset"] * _without_history(d.anchors["anchor_has_history"])
-              for (day, s), d in zip(scores.items(), held, strict=True)}
-    value = validation_metrics(data, _Scored(lifted), held=held)
+                            config.normalise, by_fold, config.fit_seed, config.inputs, history,
+                            config.new_anchors)
+    value = validation_metrics(data, crossfit, held=held)
     return {"weights": dict(zip(names, map(float, w), strict=True)), "loss": loss,
             "pairs": int(len(diffs)), "fit_days": days, "fallback": fallback,
             "validation_crossfit": {k: value.get(k) for k in ("recall@50", "ndcg@10", "auc")},
-            "fold_weights": by_fold, "cold_anchor_offset": offset}
-
-
-class _Scored:
-    """Scores computed once per day, served as a Scorer."""
-
-    def __init__(self, scores: Mapping[str, np.ndarray]) -> None:
-        self.scores = scores
-
-    def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
-        return self.scores[day]
-
-
-def lift_span(scores: Sequence[np.ndarray], held: Sequence, k: int = 50,
-              share: float = 0.9) -> float | None:
-    """The lift that brings `share` of the validation positives on new anchors up to their
-    user's k-th score (those already there need none): the offsets worth trying, on the
-    fused score's own scale whatever the weights. Without such a positive, the median
-    (first - k-th score) gap; None without a user-day."""
-    needed, gaps = [], []
-    for s, day in zip(scores, held, strict=True):
-        pool = day.pool
-        rows, positives = s[pool], day.positives[pool]
-        if not rows.size or rows.shape[1] < 2:
-            continue
-        top = -np.sort(-rows, axis=1)
-        kth = top[:, min(k, rows.shape[1]) - 1]
-        gaps.append(top[:, 0] - kth)
-        new = ~np.asarray(day.anchors["anchor_has_history"], bool)
-        r, c = np.nonzero(positives & new[None, :])
-        needed.append(np.maximum(kth[r] - rows[r, c], 0.0))
-    needed = np.concatenate(needed) if needed else np.zeros(0)
-    if needed.any():
-        return float(np.quantile(needed, share))
-    return float(np.median(np.concatenate(gaps))) if gaps else None
-
-
-def fit_cold_offset(scores: Sequence[np.ndarray], held: Sequence, rule: OffsetRule) -> dict:
-    """The new-anchor offset on the fused score by `rule` (`two_tower.cold_offset`, cross-
-    fitted validation scores), in tenths of `lift_span`. Every collaborative component
-    ranks a new anchor last, so without it the fit buries new anchors (demo scale, seed 11:
-    cold-anchor recall@50 0.072 against the two-tower's own 0.484)."""
-    from training.models.two_tower import cold_offset
-
-    span = lift_span(scores, held)
-    if not span or not np.isfinite(span):
-        rule = "none"  # no scale to step on: a day without users, or constant scores
-    out = cold_offset.fit_on_validation(scores, held, 1.0 / (span or 1.0), rule)
-    return {**out, "span": span}
+            "fold_weights": by_fold}
 
 
 def _is_chief(loop) -> bool:
@@ -516,9 +496,9 @@ class Fusion(Model):
         atomic_write_json(export / FUSION_FILE, {
             "components": list(scorers), "weights": fit["weights"],
             "normalise": config.normalise, "inputs": list(config.inputs),
+            "new_anchors": config.new_anchors,
             "lake_root": str(data.lake_root.resolve()),
             "run_id": data.run_id, "format": data.manifest.format, "seed": loop.seed,
-            "cold_offset": fit["cold_anchor_offset"]["offset"],
             "fit": {k: v for k, v in fit.items() if k != "weights"}})
         log.info("fusion weights %s; cross-fitted validation recall@50 %s", fit["weights"],
                  fit["validation_crossfit"]["recall@50"])
@@ -539,8 +519,7 @@ class Fusion(Model):
 
         export_dir = Path(export_dir)
         spec = json.loads((export_dir / FUSION_FILE).read_text())
-        checks = [finite_check("finite[fusion.weights]", [*spec["weights"].values(),
-                                                          spec.get("cold_offset", 0.0)])]
+        checks = [finite_check("finite[fusion.weights]", list(spec["weights"].values()))]
         if (export_dir / TWO_TOWER).is_dir():
             checks += model(TWO_TOWER).checks(export_dir / TWO_TOWER)
         return checks

@@ -265,12 +265,22 @@ def component_scorers(data: TrainingSet, names: Sequence[str], two_tower_dir: Pa
     return made
 
 
+def component_scores(scorers: Mapping[str, Any], day: str, users: Columns,
+                     anchors: Columns) -> dict[str, np.ndarray]:
+    """Each component's `[U, A]` raw scores, by name."""
+    return {n: np.asarray(s.score(day, users, anchors), dtype=np.float64)
+            for n, s in scorers.items()}
+
+
 def features(scorers: Mapping[str, Any], day: str, users: Columns, anchors: Columns,
-             how: str, inputs: Sequence[str] = (), history: History | None = None
-             ) -> np.ndarray:
+             how: str, inputs: Sequence[str] = (), history: History | None = None,
+             raw: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """`[F, U, A]` inputs of the blend, named by `input_names(scorers, inputs)`: every
-    component's normalised scores, then the `inputs` groups."""
-    raw = [np.asarray(s.score(day, users, anchors), dtype=np.float64) for s in scorers.values()]
+    component's normalised scores, then the `inputs` groups; `raw`: the components' scores
+    when the caller has them already (`component_scores`)."""
+    if raw is None:
+        raw = component_scores(scorers, day, users, anchors)
+    raw = [raw[n] for n in scorers]
     rows = [normalise(r, how) for r in raw]
     if "zscore" in inputs:
         rows += [normalise(r, "zscore") / 5.0 for r in raw]  # 0 .. +-1, as the ranks
@@ -395,6 +405,7 @@ class FusionScorer:
     def score(self, day: str, users: Columns, anchors: Columns) -> np.ndarray:
         n_users = len(users["user_id"])
         out = np.zeros((n_users, len(anchors["anchor_id"])))
+        new = ~np.asarray(anchors["anchor_has_history"], bool) if self.place else None
         for start in range(0, n_users, CHUNK_USERS):
             rows = np.arange(start, min(start + CHUNK_USERS, n_users))
             chunk = _rows(users, rows)
@@ -404,12 +415,12 @@ class FusionScorer:
                 fold = fold_of(chunk["user_id"], self.seed)
                 table = np.array([[self.folds[1 - f][n] for n in self.names] for f in (0, 1)])
                 weights = table[fold]
-            x = features(self.scorers, day, chunk, anchors, self.how, self.inputs, self.history)
+            raw = component_scores(self.scorers, day, chunk, anchors)
+            x = features(self.scorers, day, chunk, anchors, self.how, self.inputs, self.history,
+                         raw)
             out[rows] = np.einsum("uf,fua->ua", weights, x)
-            if self.place:
-                tower = np.asarray(self.scorers[TWO_TOWER].score(day, chunk, anchors))
-                out[rows] = place_new_anchors(out[rows], tower,
-                                              ~np.asarray(anchors["anchor_has_history"], bool))
+            if self.place:  # the two-tower's scores of the blend's inputs, not scored again
+                out[rows] = place_new_anchors(out[rows], raw[TWO_TOWER], new)
         self.finite = all(bool(getattr(s, "finite", True)) for s in self.scorers.values())
         return out
 
